@@ -1,0 +1,318 @@
+"""Run configs: TOML files plus ``key=value`` overrides, validated into typed dataclasses.
+
+A config has a ``[data]`` table (its ``name`` picks a dataset from :mod:`alphavil.datasets`, whose
+dataclass validates the other keys), a ``[train]`` table and one table per method
+(``[alphavil]``, ``[diw]``, ``[mt2o]``). Every default is the paper's MultiMNIST setting (§4.1).
+Errors are :class:`ConfigError` with a one-line message naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from alphavil.datasets import dataset_names, get_dataset
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A config problem; the message is one line naming the key and what is allowed."""
+
+
+def _opt(name: str, lr: float, **kw: Any) -> Any:
+    return field(default_factory=lambda: {"name": name, "lr": lr, **kw}, metadata={"optimizer": 1})
+
+
+def choice(default: str, *choices: str) -> Any:
+    """A string field restricted to ``choices``."""
+    return field(default=default, metadata={"choices": choices})
+
+
+def bounded(default: float, lo: float | None = None, hi: float | None = None,
+            lo_open: bool = False) -> Any:
+    """A numeric field restricted to [lo, hi] (or (lo, hi] with ``lo_open``)."""
+    return field(default=default, metadata={"lo": lo, "hi": hi, "lo_open": lo_open})
+
+
+TARGET_METHODS = ("single", "multitask", "alphavil", "diw")
+POPULATION_METHODS: dict[str, str] = {
+    "mt2o": "alphavil.pareto.mt2o",
+    "ls": "alphavil.pareto.mt2o",
+    "epo": "alphavil.pareto.mt2o",
+}
+
+
+@dataclass
+class TrainConfig:
+    """Model training shared by all methods (paper §4.1 defaults)."""
+
+    method: str = choice("alphavil", *TARGET_METHODS, *POPULATION_METHODS)
+    target: str = "left"  # the target task t*; ignored by multitask (which keeps a best per task)
+    tasks: list[str] = field(default_factory=list)  # tasks to train on; empty = all of the data's
+    epochs: int = bounded(100, 1)
+    batch_size: int = bounded(256, 1)
+    # Per-epoch sample of each task's training data for single/multitask (NLU study: 0.25).
+    train_fraction: float = bounded(1.0, 0.0, 1.0, lo_open=True)
+    eval_batch_size: int = bounded(1000, 1)
+    seed: int = 0
+    threads: int = bounded(0, 0)  # torch threads; 0 keeps torch's default
+    device: str = "cpu"
+    channels_last: bool = True  # ~1.5x faster convolutions on this CPU (data-and-machine.md §4)
+    optimizer: dict[str, Any] = _opt("SGD", 0.05, momentum=0.9)
+    save_checkpoints: bool = True
+    save_predictions: bool = True  # test-set class probabilities at each task's best dev epoch
+
+
+@dataclass
+class AlphaVILConfig:
+    """αVIL (Algorithm 1) settings; paper §4.1 defaults."""
+
+    rho: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # ratio of each task's data per epoch
+    steps: int = bounded(10, 0)  # s, α tuning steps
+    optimizer: dict[str, Any] = _opt("SGD", 0.005, momentum=0.5)
+    dev_fraction: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # of the target dev set for α
+    weight_floor: float = bounded(1e-6, 0.0, lo_open=True)
+    # Model optimiser state for the task updates: one persistent optimiser per task, or a fresh
+    # one for every update. The paper is silent; see alphavil.training.
+    task_optimizer: str = choice("per_task", "per_task", "fresh")
+
+
+@dataclass
+class DIWConfig:
+    """Discriminative Importance Weighting as the αVIL paper runs it (§4.1)."""
+
+    rho: float = bounded(1.0, 0.0, 1.0, lo_open=True)
+    lr: float = bounded(0.1, 0.0)  # weight update learning rate
+    patience: int = bounded(10, 1)  # re-weighting tries per epoch (paper footnote 2)
+    weight_floor: float = bounded(1e-6, 0.0, lo_open=True)
+    score_scale: float = bounded(100.0, 0.0, lo_open=True)  # accuracy in percent, as reported
+    task_optimizer: str = choice("per_task", "per_task", "fresh")
+
+
+SECTIONS: dict[str, Any] = {"train": TrainConfig, "alphavil": AlphaVILConfig, "diw": DIWConfig}
+_LAZY_SECTIONS = {"mt2o": "alphavil.pareto.mt2o:MT2OConfig"}
+
+
+@dataclass
+class RunConfig:
+    """A fully validated run config."""
+
+    data: Any
+    train: TrainConfig = field(default_factory=TrainConfig)
+    alphavil: AlphaVILConfig = field(default_factory=AlphaVILConfig)
+    diw: DIWConfig = field(default_factory=DIWConfig)
+    extra: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+    out_dir: str = "runs"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain data (what ``config.json`` holds)."""
+        out: dict[str, Any] = {"name": self.name, "out_dir": self.out_dir}
+        out["data"] = {"name": self.data_name, **dataclasses.asdict(self.data)}
+        for key in ("train", "alphavil", "diw"):
+            out[key] = dataclasses.asdict(getattr(self, key))
+        for key, value in self.extra.items():
+            out[key] = dataclasses.asdict(value)
+        return out
+
+    @property
+    def data_name(self) -> str:
+        """The dataset name."""
+        return str(getattr(self.data, "_name", "multimnist"))
+
+
+def _section_class(name: str) -> Any:
+    if name in SECTIONS:
+        return SECTIONS[name]
+    if name in _LAZY_SECTIONS:
+        module, attr = _LAZY_SECTIONS[name].split(":")
+        SECTIONS[name] = getattr(importlib.import_module(module), attr)
+        return SECTIONS[name]
+    return None
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _check_value(path: str, f: dataclasses.Field[Any], tp: Any, value: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if f.metadata.get("optimizer"):
+        return check_optimizer(path, value)
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif tp is str:
+        ok = isinstance(value, str)
+    elif origin is list:
+        (item,) = typing.get_args(tp)
+        ok = isinstance(value, list) and all(isinstance(v, item) for v in value)
+    elif origin is dict:
+        ok = isinstance(value, dict)
+    else:  # Any or unions: accept
+        ok = True
+    if not ok:
+        raise ConfigError(f"{path}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{path}: {value!r} is not one of {', '.join(choices)}")
+    lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
+    if lo is not None and (value < lo or (f.metadata.get("lo_open") and value == lo)):
+        op = ">" if f.metadata.get("lo_open") else ">="
+        raise ConfigError(f"{path}: must be {op} {lo}, got {value}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{path}: must be <= {hi}, got {value}")
+    return value
+
+
+def build_section(cls: Any, table: Any, path: str) -> Any:
+    """Validate a TOML table against dataclass ``cls``: known keys, right types, allowed values."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: expected a table, got {type(table).__name__} {table!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.name.startswith("_")}
+    hints = typing.get_type_hints(cls)
+    for key in table:
+        if key not in fields:
+            raise ConfigError(f"unknown key '{path}.{key}'; allowed: {', '.join(fields)}")
+    values = {k: _check_value(f"{path}.{k}", fields[k], hints[k], v) for k, v in table.items()}
+    return cls(**values)
+
+
+def check_optimizer(path: str, spec: Any) -> dict[str, Any]:
+    """Validate ``{name = <torch.optim class>, lr = ..., <its keyword options>}``."""
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path}: expected a table like {{name = \"SGD\", lr = 0.05}}")
+    spec = dict(spec)
+    name = spec.get("name")
+    cls = getattr(torch.optim, str(name), None)
+    if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+        allowed = sorted(
+            n for n, c in vars(torch.optim).items()
+            if isinstance(c, type) and issubclass(c, torch.optim.Optimizer) and n != "Optimizer"
+        )
+        raise ConfigError(f"{path}.name: {name!r} is not a torch.optim optimizer; allowed: "
+                          f"{', '.join(allowed)}")
+    params = [p for p in inspect.signature(cls).parameters if p != "params"]
+    kwargs = {k: v for k, v in spec.items() if k != "name"}
+    for key in kwargs:
+        if key not in params:
+            raise ConfigError(f"unknown key '{path}.{key}' for {name}; allowed: {', '.join(params)}")
+    try:
+        cls([torch.zeros(1, requires_grad=True)], **kwargs)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{path}: {name}({kwargs}) is invalid: {err}") from None
+    return spec
+
+
+def build_optimizer(spec: dict[str, Any], params: Any) -> torch.optim.Optimizer:
+    """Instantiate a validated optimizer spec over ``params``."""
+    cls = getattr(torch.optim, spec["name"])
+    optimizer: torch.optim.Optimizer = cls(params, **{k: v for k, v in spec.items() if k != "name"})
+    return optimizer
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.epochs=5"`` -> (["train", "epochs"], 5); values are TOML, else bare strings."""
+    key, sep, raw = text.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not key.strip() or any(not p.strip() for p in parts):
+        raise ConfigError(f"malformed override {text!r}: expected key=value, e.g. train.epochs=10")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return [p.strip() for p in parts], value
+
+
+def _set(raw: dict[str, Any], parts: list[str], value: Any, text: str) -> None:
+    node = raw
+    for p in parts[:-1]:
+        nxt = node.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override {text!r}: '{p}' is a value, not a table")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file, turning I/O and syntax errors into :class:`ConfigError`."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: invalid TOML: {err}") from None
+
+
+def resolve(raw: dict[str, Any]) -> RunConfig:
+    """Validate a raw config dict (TOML tables) into a :class:`RunConfig`."""
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    data_table = raw.pop("data", {})
+    if not isinstance(data_table, dict):
+        raise ConfigError("data: expected a table")
+    data_table = dict(data_table)
+    data_name = data_table.pop("name", "multimnist")
+    try:
+        spec = get_dataset(str(data_name))
+    except KeyError:
+        raise ConfigError(
+            f"data.name: unknown dataset {data_name!r}; allowed: {', '.join(dataset_names())}"
+        ) from None
+    data = build_section(spec.config, data_table, "data")
+    object.__setattr__(data, "_name", str(data_name))
+    kwargs: dict[str, Any] = {"data": data, "extra": {}}
+    for key, value in raw.items():
+        if key in ("name", "out_dir"):
+            if not isinstance(value, str):
+                raise ConfigError(f"{key}: expected str, got {type(value).__name__} {value!r}")
+            kwargs[key] = value
+            continue
+        cls = _section_class(key)
+        if cls is None:
+            allowed = ["name", "out_dir", "data", *SECTIONS, *_LAZY_SECTIONS]
+            raise ConfigError(f"unknown key '{key}'; allowed: {', '.join(dict.fromkeys(allowed))}")
+        section = build_section(cls, value, key)
+        if key in ("train", "alphavil", "diw"):
+            kwargs[key] = section
+        else:
+            kwargs["extra"][key] = section
+    cfg = RunConfig(**kwargs)
+    method = cfg.train.method
+    if method in POPULATION_METHODS and "mt2o" not in cfg.extra and _section_class("mt2o"):
+        cfg.extra["mt2o"] = SECTIONS["mt2o"]()
+    tasks = [t.name for t in spec.tasks(data)]
+    unknown = [t for t in cfg.train.tasks if t not in tasks]
+    if unknown:
+        raise ConfigError(f"train.tasks: {unknown} are not tasks; tasks: {', '.join(tasks)}")
+    if cfg.train.tasks:
+        tasks = list(cfg.train.tasks)
+    if method in TARGET_METHODS and method != "multitask" and cfg.train.target not in tasks:
+        raise ConfigError(f"train.target: {cfg.train.target!r} is not a task; tasks: "
+                          f"{', '.join(tasks)}")
+    return cfg
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read ``path`` (or start empty), apply ``key=value`` overrides, validate."""
+    raw = read_toml(path) if path is not None else {}
+    for text in overrides:
+        parts, value = parse_override(text)
+        _set(raw, parts, value, text)
+    return resolve(raw)

@@ -1,0 +1,79 @@
+"""Figures from run directories (matplotlib, Agg backend; install the ``plot`` extra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alphavil.runs import atomic_write, read_jsonl
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
+    _plt().close(fig)
+    return path
+
+
+def alpha_weight_figure(runs: list[dict[str, Any]], target: str, path: Path) -> Path | None:
+    """Paper Figure 3: α (left) and normalised task weights (right) over epochs, αVIL runs."""
+    chosen = [r for r in runs if r["method"] == "alphavil" and r["target"] == target]
+    if not chosen:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, key, title in ((axes[0], "alpha", "α"), (axes[1], "weights", "normalised weight")):
+        curves: dict[str, list[np.ndarray]] = {}
+        for r in chosen:
+            recs = [rec for rec in read_jsonl(r["path"] / "metrics.jsonl") if key in rec]
+            for task in recs[0][key] if recs else []:
+                vals = np.array([rec[key][task] for rec in recs], dtype=float)
+                if key == "weights":
+                    vals = vals / np.array([sum(rec[key].values()) for rec in recs])
+                curves.setdefault(task, []).append(vals)
+        for task, series in curves.items():
+            n = min(len(s) for s in series)
+            stack = np.stack([s[:n] for s in series])
+            epochs = np.arange(1, n + 1)
+            label = f"{task}{' (target)' if task == target else ''}"
+            line = ax.plot(epochs, stack.mean(0), label=label)[0]
+            if len(series) > 1:
+                ax.fill_between(epochs, stack.min(0), stack.max(0), alpha=0.2,
+                                color=line.get_color())
+        ax.set_xlabel("epoch")
+        ax.set_title(f"{title} (target {target}, {len(chosen)} seeds: mean, min–max)")
+        ax.legend()
+    return _save(fig, path)
+
+
+def dev_curve_figure(runs: list[dict[str, Any]], target: str, path: Path) -> Path:
+    """Target-task dev accuracy over epochs per method (mean over seeds)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for method in ("single", "multitask", "diw", "alphavil"):
+        series = []
+        for r in runs:
+            if r["method"] != method or (method != "multitask" and r["target"] != target):
+                continue
+            recs = read_jsonl(r["path"] / "metrics.jsonl")
+            vals = [rec["dev"].get(target, {}).get("accuracy") for rec in recs]
+            if vals and all(v is not None for v in vals):
+                series.append(100 * np.array(vals, dtype=float))
+        if series:
+            n = min(len(s) for s in series)
+            ax.plot(np.arange(1, n + 1), np.stack([s[:n] for s in series]).mean(0),
+                    label=f"{method} ({len(series)} seeds)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"dev accuracy, task {target} (%)")
+    ax.legend()
+    return _save(fig, path)

@@ -1,0 +1,147 @@
+"""Run directories: every file is written atomically (temporary file in place, then rename).
+
+A run directory holds ``config.json`` (the resolved config), ``env.json`` (versions, machine),
+``metrics.jsonl`` (one JSON object per epoch), ``summary.json`` and checkpoints. A crash or a
+diverged run never leaves a half-written file: readers see the previous version or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import platform
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]) -> None:
+    """Call ``write(f)`` on a temporary file beside ``path``, fsync it, then rename onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)  # JSON has no NaN/inf; keep them visible as strings
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Atomically write ``obj`` as indented JSON."""
+    data = json.dumps(_jsonable(obj), indent=2, sort_keys=False).encode() + b"\n"
+    atomic_write(path, lambda f: f.write(data))
+
+
+def write_jsonl(path: str | os.PathLike[str], records: Iterable[Any]) -> None:
+    """Atomically (re)write a JSON-lines file with one object per record."""
+    data = b"".join(json.dumps(_jsonable(r)).encode() + b"\n" for r in records)
+    atomic_write(path, lambda f: f.write(data))
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a JSON file."""
+    return json.loads(Path(path).read_text())
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[Any]:
+    """Read a JSON-lines file (empty list if absent)."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
+    """Atomically ``torch.save`` a checkpoint dict."""
+    atomic_write(path, lambda f: torch.save(state, f))
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (tensors and plain data only)."""
+    result: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    return result
+
+
+def environment() -> dict[str, Any]:
+    """Versions and machine facts recorded with every run."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).parent, check=False,
+        ).stdout.strip()
+    except OSError:
+        sha = ""
+    import numpy as np
+
+    from alphavil import __version__
+
+    return {
+        "alphavil": __version__,
+        "git": sha or None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+class RunWriter:
+    """Writes one run directory; metrics.jsonl is rewritten atomically after every epoch."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.records: list[dict[str, Any]] = read_jsonl(self.path / "metrics.jsonl")
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        """Record the resolved config and the environment."""
+        write_json(self.path / "config.json", config)
+        write_json(self.path / "env.json", environment())
+
+    def log_epoch(self, record: dict[str, Any]) -> None:
+        """Append one epoch's metrics."""
+        self.records.append(record)
+        write_jsonl(self.path / "metrics.jsonl", self.records)
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        """Write ``summary.json``."""
+        write_json(self.path / "summary.json", summary)
+
+    def save(self, name: str, state: dict[str, Any]) -> None:
+        """Save a checkpoint ``name`` inside the run directory."""
+        save_checkpoint(self.path / name, state)
+
+    def save_array(self, name: str, array: Any) -> None:
+        """Save a numpy array as ``.npy`` inside the run directory."""
+        import numpy as np
+
+        atomic_write(self.path / name, lambda f: np.save(f, np.asarray(array)))

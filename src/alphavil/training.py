@@ -1,0 +1,347 @@
+"""One training loop for the target-task methods: single, multitask, αVIL and DIW.
+
+Every epoch applies the method's update (below), then evaluates dev and test for every trained
+task, keeps each task's best snapshot by **dev** accuracy (test is only read at that snapshot) and
+logs one metrics record. Methods (paper §4.1):
+
+* ``single``: only the target head is trained (the other heads are disabled).
+* ``multitask``: all heads trained jointly on the mean of the task losses ("averaging their
+  updates"); one best snapshot per task.
+* ``alphavil``: Algorithm 1 (:meth:`Trainer.alphavil_epoch`).
+* ``diw``: Discriminative Importance Weighting as §4.1 describes it (:meth:`Trainer.diw_epoch`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from alphavil.alpha import fit_alpha, target_loss_and_grad, update_weights
+from alphavil.config import RunConfig, build_optimizer
+from alphavil.data.batching import Batch, MultiTaskData, move_to
+from alphavil.deltas import delta, mix, norms, restore, snapshot, stack_deltas
+from alphavil.progress import Progress
+from alphavil.runs import RunWriter
+from alphavil.tasks import Task, mean_loss
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss."""
+
+
+@dataclass
+class TaskScore:
+    """Loss and accuracy of one task on one split (``None`` where labels are hidden)."""
+
+    loss: float | None
+    accuracy: float | None
+    n: int
+    probs: np.ndarray | None = None
+
+
+@dataclass
+class Trainer:
+    """Trains ``model`` on ``data`` with the method named in ``cfg.train.method``."""
+
+    cfg: RunConfig
+    data: MultiTaskData
+    model: nn.Module
+    run: RunWriter | None = None
+    progress: Progress | None = None
+    weights: dict[str, float] = field(init=False)
+    best: dict[str, dict[str, Any]] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        tc = self.cfg.train
+        self.method = tc.method
+        self.target = tc.target
+        self.tasks = list(tc.tasks) or [t.name for t in self.data.tasks]
+        self.task_map: dict[str, Task] = self.data.task_map
+        self.device = torch.device(tc.device)
+        self.model.to(self.device)
+        if tc.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.generator = torch.Generator().manual_seed(tc.seed)
+        self.dev_generator = torch.Generator().manual_seed(tc.seed + 1)
+        self.weights = {t: 1.0 for t in self.tasks}
+        self.trained = [self.target] if self.method == "single" else list(self.tasks)
+        self.optimizer = build_optimizer(tc.optimizer, self.model.parameters())
+        self.task_optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.last_target_dev: float | None = None
+
+    # ----------------------------------------------------------------------------- steps
+    def _inputs(self, batch: Batch) -> tuple[Any, dict[str, Tensor]]:
+        inputs, targets = move_to(batch, self.device)
+        if self.cfg.train.channels_last and isinstance(inputs, Tensor) and inputs.dim() == 4:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        return inputs, targets
+
+    def train_steps(self, optimizer: torch.optim.Optimizer, tasks: list[str],
+                    scales: dict[str, float], fraction: float, what: str) -> float:
+        """One pass over a ``fraction`` sample of ``tasks``' training data; mean batch loss."""
+        self.model.train()
+        total, n = 0.0, 0
+        batches = self.data.train_batches(tasks, batch_size=self.cfg.train.batch_size,
+                                          generator=self.generator, fraction=fraction)
+        for batch in batches:
+            inputs, targets = self._inputs(batch)
+            outputs = self.model(inputs, list(targets))
+            loss = mean_loss(self.task_map, outputs, targets, scales)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"{what}: loss is {loss.item()} at batch {n + 1}; lower the learning rate "
+                    f"(train.optimizer.lr = {self.cfg.train.optimizer.get('lr')})")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach())
+            n += 1
+            if self.progress:
+                self.progress.phase(f"{what} batch {n}")
+        return total / max(n, 1)
+
+    @torch.no_grad()
+    def evaluate(self, split: str, tasks: list[str], keep_probs: bool = False,
+                 fraction: float = 1.0) -> dict[str, TaskScore]:
+        """Mean loss and accuracy per task on ``split``; labels < 0 (hidden) are skipped."""
+        self.model.eval()
+        sums = {t: [0.0, 0, 0] for t in tasks}  # loss sum, correct, labelled count
+        probs: dict[str, list[Tensor]] = {t: [] for t in tasks}
+        counts = dict.fromkeys(tasks, 0)
+        gen = self.dev_generator if fraction < 1.0 else None
+        for batch in self.data.eval_batches(split, tasks, batch_size=self.cfg.train.eval_batch_size,
+                                            fraction=fraction, generator=gen):
+            inputs, targets = self._inputs(batch)
+            outputs = self.model(inputs, list(targets))
+            for t, y in targets.items():
+                task, out = self.task_map[t], outputs[t]
+                counts[t] += len(y)
+                if keep_probs and task.kind == "classification":
+                    probs[t].append(out.float().softmax(-1).cpu())
+                mask = y >= 0 if task.kind == "classification" else torch.ones_like(y, dtype=bool)
+                if mask.any():
+                    sums[t][0] += float(task.loss_sum(out[mask], y[mask]))
+                    sums[t][2] += int(mask.sum())
+                    if task.kind == "classification":
+                        sums[t][1] += int(task.correct(out[mask], y[mask]))
+        scores = {}
+        for t, (loss_sum, correct, n) in sums.items():
+            cls = self.task_map[t].kind == "classification"
+            scores[t] = TaskScore(
+                loss=loss_sum / n if n else None,
+                accuracy=correct / n if (n and cls) else None,
+                n=counts[t],
+                probs=torch.cat(probs[t]).numpy() if probs[t] else None,
+            )
+        return scores
+
+    def _target_accuracy(self) -> float:
+        score = self.evaluate("dev", [self.target])[self.target]
+        return score.accuracy if score.accuracy is not None else -(score.loss or math.inf)
+
+    def _task_optimizer(self, task: str, policy: str) -> torch.optim.Optimizer:
+        """The model optimiser for ``task``'s updates.
+
+        The paper is silent on optimiser state across task updates. ``per_task`` (default) keeps
+        one optimiser per task for the whole run, so momentum/Adam moments follow that task's
+        own updates as in single-task training; ``fresh`` starts every update from zero state.
+        """
+        if policy == "fresh" or task not in self.task_optimizers:
+            self.task_optimizers[task] = build_optimizer(self.cfg.train.optimizer,
+                                                         self.model.parameters())
+        return self.task_optimizers[task]
+
+    # ---------------------------------------------------------------------------- methods
+    def single_epoch(self) -> dict[str, Any]:
+        """Train the target head (and the shared encoder) only."""
+        loss = self.train_steps(self.optimizer, [self.target], {self.target: 1.0},
+                                self.cfg.train.train_fraction, "single")
+        return {"train_loss": loss}
+
+    def multitask_epoch(self) -> dict[str, Any]:
+        """Train all heads on the mean of the task losses."""
+        scales = {t: 1.0 / len(self.tasks) for t in self.tasks}
+        loss = self.train_steps(self.optimizer, self.tasks, scales,
+                                self.cfg.train.train_fraction, "multitask")
+        return {"train_loss": loss}
+
+    def alphavil_epoch(self) -> dict[str, Any]:
+        """Algorithm 1, one epoch.
+
+        Lines 3-6: from the same θ, each task t trains on a ρ-sample of its data with loss
+        (w_t / Σw)·L_t, giving δ_t = θ_t − θ. Lines 8-9: s optimiser steps on α (from 1) minimise
+        the target's dev loss at θ + Σ α_t δ_t. Line 10: that point is written back. Line 11:
+        w_t ← max(w_t + α_t − 1, floor).
+        """
+        av = self.cfg.alphavil
+        theta = snapshot(self.model)
+        total_w = sum(self.weights.values())
+        task_deltas, task_losses = [], {}
+        t0 = time.perf_counter()
+        for t in self.tasks:
+            restore(self.model, theta)
+            opt = self._task_optimizer(t, av.task_optimizer)
+            task_losses[t] = self.train_steps(opt, [t], {t: self.weights[t] / total_w}, av.rho,
+                                              f"delta {t}")
+            task_deltas.append(delta(self.model, theta))
+        restore(self.model, theta)
+        deltas = stack_deltas(task_deltas)
+        t1 = time.perf_counter()
+        gen = self.dev_generator if av.dev_fraction < 1.0 else None
+        dev = [self._inputs(b) for b in self.data.eval_batches(
+            "dev", [self.target], batch_size=self.cfg.train.eval_batch_size,
+            fraction=av.dev_fraction, generator=gen)]
+        self.model.eval()  # α is fitted on the deterministic (eval-mode) network
+        if self.progress:
+            self.progress.phase(f"alpha ({av.steps} steps)", force=True)
+        fit = fit_alpha(
+            target_loss_and_grad(self.model, theta, deltas, dev, self.task_map[self.target]),
+            len(self.tasks), steps=av.steps,
+            optimizer=lambda p: build_optimizer(av.optimizer, p),
+        )
+        restore(self.model, mix(theta, deltas, fit.alphas))
+        w = update_weights(torch.tensor([self.weights[t] for t in self.tasks], dtype=torch.float64),
+                           fit.alphas.double(), floor=av.weight_floor)
+        self.weights = dict(zip(self.tasks, w.tolist()))
+        return {
+            "task_train_loss": task_losses,
+            "alpha": dict(zip(self.tasks, fit.alphas.tolist())),
+            "alpha_dev_loss": fit.losses,
+            "delta_norm": dict(zip(self.tasks, norms(deltas).tolist())),
+            "seconds_deltas": t1 - t0,
+            "seconds_alpha": time.perf_counter() - t1,
+        }
+
+    def diw_epoch(self) -> dict[str, Any]:
+        """Discriminative Importance Weighting, one epoch, as the αVIL paper runs it (§4.1).
+
+        1. From θ, one *unweighted* single-task update per task (ρ-sample); s_t = the target's
+           dev accuracy after task t's update.
+        2. Up to ``patience`` tries: reset to θ (and the joint optimiser's state), train a weighted
+           multitask update (loss Σ (w_t/Σw)·L_t), evaluate its target dev accuracy a, then move
+           every weight by w_t ← max(w_t + lr·scale·(s_t − a), floor); stop once a beats the
+           previous iteration's target accuracy (that of θ).
+
+        Choices where the paper is silent: the difference is s_t − a in accuracy ×
+        ``score_scale`` (percent by default, the unit the paper reports), so a task whose own
+        update helps the target more than the joint update gains weight; the weights are
+        adjusted after every try, including the successful one; when all tries fail the *last*
+        try is kept, so training moves on with the newest weights instead of stalling at θ
+        (keeping the best try would select on dev accuracy ``patience`` times per epoch, which
+        deepens the dev overfitting the paper observes in §4.2).
+        """
+        dc = self.cfg.diw
+        theta = snapshot(self.model)
+        if self.last_target_dev is None:
+            self.last_target_dev = self._target_accuracy()
+        previous = self.last_target_dev
+        scores = {}
+        for t in self.tasks:
+            restore(self.model, theta)
+            self.train_steps(self._task_optimizer(t, dc.task_optimizer), [t], {t: 1.0}, dc.rho,
+                             f"probe {t}")
+            scores[t] = self._target_accuracy()
+        joint_state = copy.deepcopy(self.optimizer.state_dict())
+        tries: list[dict[str, Any]] = []
+        for attempt in range(1, dc.patience + 1):
+            restore(self.model, theta)
+            self.optimizer.load_state_dict(joint_state)
+            total_w = sum(self.weights.values())
+            scales = {t: self.weights[t] / total_w for t in self.tasks}
+            self.train_steps(self.optimizer, self.tasks, scales, dc.rho, f"joint try {attempt}")
+            joint = self._target_accuracy()
+            for t in self.tasks:
+                step = dc.lr * dc.score_scale * (scores[t] - joint)
+                self.weights[t] = max(self.weights[t] + step, dc.weight_floor)
+            tries.append({"target_dev": joint, "weights": dict(self.weights)})
+            if joint > previous:
+                break
+        self.last_target_dev = tries[-1]["target_dev"]
+        return {"probe_target_dev": scores, "previous_target_dev": previous, "tries": tries,
+                "improved": tries[-1]["target_dev"] > previous}
+
+    # ------------------------------------------------------------------------------- loop
+    def fit(self) -> dict[str, Any]:
+        """Run all epochs; returns the summary (also written to ``summary.json``)."""
+        tc = self.cfg.train
+        epoch_fn = {"single": self.single_epoch, "multitask": self.multitask_epoch,
+                    "alphavil": self.alphavil_epoch, "diw": self.diw_epoch}[self.method]
+        start = time.perf_counter()
+        status, error, epoch = "completed", None, 0
+        try:
+            for epoch in range(1, tc.epochs + 1):
+                if self.progress:
+                    self.progress.start_epoch(epoch)
+                t0 = time.perf_counter()
+                info = epoch_fn()
+                t_train = time.perf_counter() - t0
+                dev = self.evaluate("dev", self.trained)
+                test = self.evaluate("test", self.trained, keep_probs=tc.save_predictions)
+                if self.method == "diw" and dev[self.target].accuracy is not None:
+                    self.last_target_dev = dev[self.target].accuracy
+                self._bookkeep(epoch, dev, test)
+                record = {
+                    "epoch": epoch,
+                    "dev": {t: {"loss": s.loss, "accuracy": s.accuracy} for t, s in dev.items()},
+                    "test": {t: {"loss": s.loss, "accuracy": s.accuracy} for t, s in test.items()},
+                    "weights": dict(self.weights),
+                    **info,
+                    "seconds_train": t_train,
+                    "seconds": time.perf_counter() - t0,
+                }
+                if self.run:
+                    self.run.log_epoch(record)
+                if self.progress:
+                    self.progress.end_epoch(_epoch_line(record))
+        except NonFiniteLossError as err:
+            status, error = "diverged", str(err)
+        summary = {
+            "method": self.method,
+            "target": None if self.method == "multitask" else self.target,
+            "tasks": self.tasks,
+            "status": status,
+            "error": error,
+            "epochs_completed": epoch - (status != "completed"),
+            "best": self.best,
+            "final_weights": dict(self.weights),
+            "seconds": time.perf_counter() - start,
+        }
+        if self.run:
+            self.run.write_summary(summary)
+        if error:
+            raise NonFiniteLossError(error)
+        return summary
+
+    def _bookkeep(self, epoch: int, dev: dict[str, TaskScore], test: dict[str, TaskScore]) -> None:
+        """Keep each task's best snapshot by dev accuracy (dev loss for regression)."""
+        for t, score in dev.items():
+            key = score.accuracy if score.accuracy is not None else -(score.loss or math.inf)
+            if t in self.best and key <= self.best[t]["selection_score"]:
+                continue
+            self.best[t] = {"epoch": epoch, "selection_score": key,
+                            "dev_accuracy": score.accuracy, "dev_loss": score.loss,
+                            "test_accuracy": test[t].accuracy, "test_loss": test[t].loss}
+            if self.run and self.cfg.train.save_checkpoints:
+                self.run.save(f"best_{t}.pt", {"model": self.model.state_dict(), "epoch": epoch,
+                                               "task": t, "weights": dict(self.weights)})
+            if self.run and test[t].probs is not None:
+                probs = test[t].probs
+                self.run.save_array(f"test_probs_{t}.npy", probs)
+
+
+def _epoch_line(record: dict[str, Any]) -> str:
+    dev = " ".join(f"{t}={s['accuracy']:.4f}" for t, s in record["dev"].items()
+                   if s["accuracy"] is not None)
+    extra = ""
+    if "alpha" in record:
+        extra = " alpha " + " ".join(f"{v:.3f}" for v in record["alpha"].values())
+    if len(record["weights"]) > 1:
+        extra += " w " + " ".join(f"{v:.3f}" for v in record["weights"].values())
+    return f"dev acc {dev}{extra} ({record['seconds']:.1f}s)"
