@@ -311,8 +311,8 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Read ``path`` (or start empty), apply ``key=value`` overrides, validate."""
+    parsed = [(parse_override(text), text) for text in overrides]  # syntax errors first
     raw = read_toml(path) if path is not None else {}
-    for text in overrides:
-        parts, value = parse_override(text)
+    for (parts, value), text in parsed:
         _set(raw, parts, value, text)
     return resolve(raw)

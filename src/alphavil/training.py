@@ -206,6 +206,10 @@ class Trainer:
             len(self.tasks), steps=av.steps,
             optimizer=lambda p: build_optimizer(av.optimizer, p),
         )
+        if not torch.isfinite(fit.alphas).all() or not all(map(math.isfinite, fit.losses)):
+            raise NonFiniteLossError(
+                f"alpha fit diverged (alpha {fit.alphas.tolist()}, dev losses {fit.losses}); "
+                f"lower alphavil.optimizer.lr (= {av.optimizer.get('lr')})")
         restore(self.model, mix(theta, deltas, fit.alphas))
         w = update_weights(torch.tensor([self.weights[t] for t in self.tasks], dtype=torch.float64),
                            fit.alphas.double(), floor=av.weight_floor)
@@ -283,6 +287,10 @@ class Trainer:
                 info = epoch_fn()
                 t_train = time.perf_counter() - t0
                 dev = self.evaluate("dev", self.trained)
+                bad = [t for t, sc in dev.items() if sc.loss is not None and not
+                       math.isfinite(sc.loss)]
+                if bad:
+                    raise NonFiniteLossError(f"dev loss of {bad} is not finite after epoch {epoch}")
                 test = self.evaluate("test", self.trained, keep_probs=tc.save_predictions)
                 if self.method == "diw" and dev[self.target].accuracy is not None:
                     self.last_target_dev = dev[self.target].accuracy
