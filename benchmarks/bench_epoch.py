@@ -23,16 +23,24 @@ from alphavil.datasets import get_dataset
 from alphavil.training import Trainer
 
 
-def hand_written_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
-                       ys: dict[str, torch.Tensor], batch_size: int, gen: torch.Generator) -> None:
+def hand_written_epoch(
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    ys: dict[str, torch.Tensor],
+    batch_size: int,
+    gen: torch.Generator,
+) -> None:
     """The plainest PyTorch loop: randperm batches, mean of the two cross-entropies, SGD step."""
     model.train()
     perm = torch.randperm(len(x), generator=gen)
     for i in range(0, len(x), batch_size):
         idx = perm[i : i + batch_size]
         out = model(x[idx].contiguous(memory_format=torch.channels_last), ["left", "right"])
-        loss = 0.5 * (F.cross_entropy(out["left"], ys["left"][idx])
-                      + F.cross_entropy(out["right"], ys["right"][idx]))
+        loss = 0.5 * (
+            F.cross_entropy(out["left"], ys["left"][idx])
+            + F.cross_entropy(out["right"], ys["right"][idx])
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -49,8 +57,10 @@ def main() -> None:
     data, make_model = get_dataset("multimnist").build(cfg.data)
     cfg_mt = load_config("configs/multimnist_paper.toml", ["train.method=multitask"])
     torch.manual_seed(0)
-    trainers = {"multitask": Trainer(cfg_mt, data, make_model()),
-                "alphavil": Trainer(cfg, data, make_model())}
+    trainers = {
+        "multitask": Trainer(cfg_mt, data, make_model()),
+        "alphavil": Trainer(cfg, data, make_model()),
+    }
     hand_model = make_model().to(memory_format=torch.channels_last)
     hand_opt = torch.optim.SGD(hand_model.parameters(), lr=0.05, momentum=0.9)
     x, ys = data.inputs["train"], data.targets["train"]
@@ -66,18 +76,25 @@ def main() -> None:
         t0 = time.perf_counter()
         info = trainers["alphavil"].alphavil_epoch()
         times["alphavil"].append(time.perf_counter() - t0)
-        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items())
-              + f" (alphavil: deltas {info['seconds_deltas']:.2f}s, alpha "
-              f"{info['seconds_alpha']:.2f}s)", flush=True)
+        print(
+            f"round {r + 1}: "
+            + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items())
+            + f" (alphavil: deltas {info['seconds_deltas']:.2f}s, alpha "
+            f"{info['seconds_alpha']:.2f}s)",
+            flush=True,
+        )
     med = {k: statistics.median(v) for k, v in times.items()}
     n = data.num_examples("train", "left")
-    print(f"\n{n} train / {data.num_examples('dev', 'left')} dev examples, {args.threads} threads,"
-          f" {args.rounds} rounds, median seconds per epoch (training only, no evaluation):")
+    print(
+        f"\n{n} train / {data.num_examples('dev', 'left')} dev examples, {args.threads} threads,"
+        f" {args.rounds} rounds, median seconds per epoch (training only, no evaluation):"
+    )
     for k, v in med.items():
         print(f"  {k:13s} {v:7.2f}")
     print(f"  alphavil / multitask      = {med['alphavil'] / med['multitask']:.2f}  (goal <= 4.2)")
-    print(f"  multitask / hand-written  = {med['multitask'] / med['hand-written']:.3f} "
-          "(goal <= 1.05)")
+    print(
+        f"  multitask / hand-written  = {med['multitask'] / med['hand-written']:.3f} (goal <= 1.05)"
+    )
 
 
 if __name__ == "__main__":

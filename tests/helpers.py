@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from alphavil.config import RunConfig, load_config
 
 TOY = [
-    "data.name=toy", "train.target=main", "train.epochs=2", "train.batch_size=64",
-    "train.channels_last=false", "train.optimizer={name='SGD', lr=0.1, momentum=0.9}",
+    "data.name=toy",
+    "train.target=main",
+    "train.epochs=2",
+    "train.batch_size=64",
+    "train.channels_last=false",
+    "train.optimizer={name='SGD', lr=0.1, momentum=0.9}",
 ]
 
 
@@ -21,5 +24,3 @@ def toy_config(tmp_path: Path, *overrides: str) -> RunConfig:
 def write_toml(path: Path, body: str) -> Path:
     path.write_text(body)
     return path
-
-

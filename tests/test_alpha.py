@@ -23,10 +23,12 @@ def _setup(dtype: torch.dtype = torch.float64, n_tasks: int = 3):
     model = toy_model(dim=5, hidden=7).to(dtype)
     theta = snapshot(model)
     g = torch.Generator().manual_seed(1)
-    deltas = stack_deltas([
-        {k: 0.3 * torch.randn(v.shape, generator=g, dtype=dtype) for k, v in theta.items()}
-        for _ in range(n_tasks)
-    ])
+    deltas = stack_deltas(
+        [
+            {k: 0.3 * torch.randn(v.shape, generator=g, dtype=dtype) for k, v in theta.items()}
+            for _ in range(n_tasks)
+        ]
+    )
     x = torch.randn(23, 5, generator=g, dtype=dtype)
     y = torch.randint(0, 2, (23,), generator=g)
     batches = [(x[:10], {"main": y[:10]}), (x[10:], {"main": y[10:]})]
@@ -47,8 +49,9 @@ def test_chunked_gradient_equals_autograd(chunk: int) -> None:
     y = torch.cat([b[1]["main"] for b in batches])
     chunks = [(x[i : i + chunk], {"main": y[i : i + chunk]}) for i in range(0, len(x), chunk)]
     alphas = torch.tensor([0.9, 1.2, 0.1], dtype=torch.float64)
-    loss_ref, grad_ref = autograd_value_and_grad(
-        target_loss(model, theta, deltas, batches, task))(alphas)
+    loss_ref, grad_ref = autograd_value_and_grad(target_loss(model, theta, deltas, batches, task))(
+        alphas
+    )
     loss, grad = target_loss_and_grad(model, theta, deltas, chunks, task)(alphas)
     torch.testing.assert_close(loss.double(), loss_ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(grad, grad_ref, rtol=1e-10, atol=1e-12)
@@ -72,8 +75,13 @@ def test_fit_reaches_closed_form_minimiser_on_quadratic_target() -> None:
     expected = torch.linalg.lstsq(a, -r0.unsqueeze(1)).solution.squeeze(1)
 
     vg = target_loss_and_grad(model, theta, deltas, [(x, {"y": y})], task)
-    fit = fit_alpha(vg, 2, steps=400, dtype=torch.float64,
-                    optimizer=lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.5))
+    fit = fit_alpha(
+        vg,
+        2,
+        steps=400,
+        dtype=torch.float64,
+        optimizer=lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.5),
+    )
     torch.testing.assert_close(fit.alphas, expected, rtol=1e-6, atol=1e-6)
     assert fit.losses[-1] < fit.losses[0]
 

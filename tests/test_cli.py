@@ -18,21 +18,34 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     return code, err
 
 
-@pytest.mark.parametrize(("override", "needle"), [
-    ("train.method=magic", "train.method: 'magic' is not one of single, multitask, alphavil, diw"),
-    ("train.target=middle", "train.target: 'middle' is not a task; tasks: main, helper, noise"),
-    ("train.epochs=-3", "train.epochs: must be >= 1, got -3"),
-    ("train.epochs=ten", "train.epochs: expected int, got str 'ten'"),
-    ("train.epoch=3", "unknown key 'train.epoch'; allowed: method, target"),
-    ("alphavil.rho=0", "alphavil.rho: must be > 0.0, got 0.0"),
-    ("train.optimizer={name='Nope', lr=1.0}", "train.optimizer.name: 'Nope' is not a torch.optim"),
-    ("train.optimizer={name='SGD', lr=0.1, betas=[0.9, 0.9]}", "unknown key 'train.optimizer.betas'"),
-    ("data.name=cifar", "data.name: unknown dataset 'cifar'; allowed:"),
-    ("train.tasks=['main', 'other']", "train.tasks: ['other'] are not tasks"),
-    ("bogus=1", "unknown key 'bogus'; allowed: name, out_dir, data"),
-])
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        (
+            "train.method=magic",
+            "train.method: 'magic' is not one of single, multitask, alphavil, diw",
+        ),
+        ("train.target=middle", "train.target: 'middle' is not a task; tasks: main, helper, noise"),
+        ("train.epochs=-3", "train.epochs: must be >= 1, got -3"),
+        ("train.epochs=ten", "train.epochs: expected int, got str 'ten'"),
+        ("train.epoch=3", "unknown key 'train.epoch'; allowed: method, target"),
+        ("alphavil.rho=0", "alphavil.rho: must be > 0.0, got 0.0"),
+        (
+            "train.optimizer={name='Nope', lr=1.0}",
+            "train.optimizer.name: 'Nope' is not a torch.optim",
+        ),
+        (
+            "train.optimizer={name='SGD', lr=0.1, betas=[0.9, 0.9]}",
+            "unknown key 'train.optimizer.betas'",
+        ),
+        ("data.name=cifar", "data.name: unknown dataset 'cifar'; allowed:"),
+        ("train.tasks=['main', 'other']", "train.tasks: ['other'] are not tasks"),
+        ("bogus=1", "unknown key 'bogus'; allowed: name, out_dir, data"),
+    ],
+)
 def test_bad_config_exits_2_with_one_line_message(
-        capsys: pytest.CaptureFixture[str], tmp_path: Path, override: str, needle: str) -> None:
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, override: str, needle: str
+) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text('[data]\nname = "toy"\n[train]\ntarget = "main"\n')
     code, err = _run(capsys, "run", str(cfg), override, f"out_dir='{tmp_path}'")
@@ -68,8 +81,9 @@ def test_override_values_are_typed() -> None:
     assert cfg.train.optimizer == {"name": "SGD", "lr": 0.3, "momentum": 0.9}
 
 
-def test_run_writes_a_complete_run_directory(capsys: pytest.CaptureFixture[str],
-                                             tmp_path: Path) -> None:
+def test_run_writes_a_complete_run_directory(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text("")
     assert main(["run", str(cfg), *TOY, f"out_dir='{tmp_path}'", "name=r1", "--quiet"]) == 0

@@ -13,16 +13,27 @@ from tests.helpers import TOY
 
 
 def _sweep(tmp_path: Path, **kw: object) -> SweepConfig:
-    return SweepConfig(**{"methods": ["single", "alphavil"], "targets": ["main"],
-                          "seeds": [0, 1], "workers": 0, **kw})  # type: ignore[arg-type]
+    return SweepConfig(
+        **{
+            "methods": ["single", "alphavil"],
+            "targets": ["main"],
+            "seeds": [0, 1],
+            "workers": 0,
+            **kw,
+        }
+    )  # type: ignore[arg-type]
 
 
 def test_interrupted_sweep_resumes_and_runs_only_missing_runs(tmp_path: Path) -> None:
     overrides = [*TOY, f"out_dir='{tmp_path}'", "train.epochs=1"]
     sweep = _sweep(tmp_path)
     jobs = plan(None, overrides, sweep)
-    assert [j.name for j in jobs] == ["single-main-s0", "single-main-s1", "alphavil-main-s0",
-                                      "alphavil-main-s1"]
+    assert [j.name for j in jobs] == [
+        "single-main-s0",
+        "single-main-s1",
+        "alphavil-main-s0",
+        "alphavil-main-s1",
+    ]
     # simulate an interruption: only the first two runs happened, the third died mid-way
     first = run_sweep(None, overrides, _sweep(tmp_path, methods=["single"]))
     assert [r["name"] for r in first] == ["single-main-s0", "single-main-s1"]
@@ -39,20 +50,29 @@ def test_interrupted_sweep_resumes_and_runs_only_missing_runs(tmp_path: Path) ->
 def test_crashed_run_is_recorded_and_the_sweep_finishes(tmp_path: Path) -> None:
     # seed 1 diverges (huge lr via a per-seed override is not possible, so crash all alphavil
     # runs with a NaN-producing alpha optimizer and keep single runs healthy)
-    overrides = [*TOY, f"out_dir='{tmp_path}'", "train.epochs=1",
-                 "alphavil.optimizer={name='SGD', lr=1e30}"]
+    overrides = [
+        *TOY,
+        f"out_dir='{tmp_path}'",
+        "train.epochs=1",
+        "alphavil.optimizer={name='SGD', lr=1e30}",
+    ]
     results = run_sweep(None, overrides, _sweep(tmp_path))
     ok = {r["name"]: r["ok"] for r in results}
-    assert ok == {"single-main-s0": True, "single-main-s1": True,
-                  "alphavil-main-s0": False, "alphavil-main-s1": False}
+    assert ok == {
+        "single-main-s0": True,
+        "single-main-s1": True,
+        "alphavil-main-s0": False,
+        "alphavil-main-s1": False,
+    }
     err = read_json(tmp_path / "alphavil-main-s0" / "error.json")
     assert "NonFiniteLossError" in err["error"] and "Traceback" in err["traceback"]
 
 
 def test_parallel_workers_run_every_job(tmp_path: Path) -> None:
     overrides = [*TOY, f"out_dir='{tmp_path}'", "train.epochs=1"]
-    results = run_sweep(None, overrides, _sweep(tmp_path, methods=["multitask", "diw"],
-                                                seeds=[0], workers=2))
+    results = run_sweep(
+        None, overrides, _sweep(tmp_path, methods=["multitask", "diw"], seeds=[0], workers=2)
+    )
     assert sorted(r["name"] for r in results) == ["diw-main-s0", "multitask-s0"]
     assert all(r["ok"] for r in results)
     assert read_json(tmp_path / "diw-main-s0" / "config.json")["train"]["threads"] == 1
@@ -60,9 +80,9 @@ def test_parallel_workers_run_every_job(tmp_path: Path) -> None:
 
 def test_sweep_validates_the_grid_before_running(tmp_path: Path) -> None:
     overrides = [*TOY, f"out_dir='{tmp_path}'"]
-    with pytest.raises(ConfigError, match="sweep.methods: 'best' is not one of"):
+    with pytest.raises(ConfigError, match=r"sweep.methods: 'best' is not one of"):
         plan(None, overrides, _sweep(tmp_path, methods=["best"]))
-    with pytest.raises(ConfigError, match="sweep.targets: 'left' is not a task"):
+    with pytest.raises(ConfigError, match=r"sweep.targets: 'left' is not a task"):
         plan(None, overrides, _sweep(tmp_path, targets=["left"]))
     assert parse_seeds("0-3") == [0, 1, 2, 3] and parse_seeds("2,5") == [2, 5]
     with pytest.raises(ConfigError, match="--seeds"):

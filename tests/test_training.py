@@ -24,21 +24,37 @@ def _trained_params(cfg) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-
 
 
 def test_alphavil_with_only_the_target_and_no_alpha_steps_equals_single_task(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     single = _trained_params(toy_config(tmp_path, "train.method=single", "train.epochs=3"))
-    avil = _trained_params(toy_config(tmp_path, "train.method=alphavil", "train.epochs=3",
-                                      "train.tasks=['main']", "alphavil.steps=0"))
+    avil = _trained_params(
+        toy_config(
+            tmp_path,
+            "train.method=alphavil",
+            "train.epochs=3",
+            "train.tasks=['main']",
+            "alphavil.steps=0",
+        )
+    )
     for k in single:
         torch.testing.assert_close(avil[k], single[k], rtol=0, atol=1e-6, msg=k)
-    assert any(not torch.equal(single[k], _trained_params(
-        toy_config(tmp_path, "train.method=multitask", "train.epochs=3"))[k]) for k in single)
+    assert any(
+        not torch.equal(
+            single[k],
+            _trained_params(toy_config(tmp_path, "train.method=multitask", "train.epochs=3"))[k],
+        )
+        for k in single
+    )
 
 
-def test_alphavil_records_alpha_and_weights_every_epoch_and_keeps_the_floor(
-        tmp_path: Path) -> None:
+def test_alphavil_records_alpha_and_weights_every_epoch_and_keeps_the_floor(tmp_path: Path) -> None:
     # A huge α learning rate drives some α far below 0, so the clamp must act.
-    cfg = toy_config(tmp_path, "train.method=alphavil", "train.epochs=3",
-                     "alphavil.optimizer={name='SGD', lr=50.0}")
+    cfg = toy_config(
+        tmp_path,
+        "train.method=alphavil",
+        "train.epochs=3",
+        "alphavil.optimizer={name='SGD', lr=50.0}",
+    )
     execute(cfg, tmp_path / "run", show_progress=False)
     records = read_jsonl(tmp_path / "run" / "metrics.jsonl")
     assert [r["epoch"] for r in records] == [1, 2, 3]
@@ -57,8 +73,10 @@ def test_best_snapshot_is_chosen_on_dev_and_reports_test_there(tmp_path: Path) -
         dev = [r["dev"][task]["accuracy"] for r in records]
         best_epoch = dev.index(max(dev)) + 1  # first epoch reaching the maximum
         assert summary["best"][task]["epoch"] == best_epoch
-        assert summary["best"][task]["test_accuracy"] == \
-            records[best_epoch - 1]["test"][task]["accuracy"]
+        assert (
+            summary["best"][task]["test_accuracy"]
+            == records[best_epoch - 1]["test"][task]["accuracy"]
+        )
         ckpt = torch.load(tmp_path / "run" / f"best_{task}.pt", weights_only=True)
         assert ckpt["epoch"] == best_epoch
         assert (tmp_path / "run" / f"test_probs_{task}.npy").exists()
@@ -70,8 +88,11 @@ def test_single_task_trains_and_evaluates_only_the_target_head(tmp_path: Path) -
 
     data, make_model = get_dataset("toy").build(cfg.data)
     model = make_model()
-    heads_before = {k: v.clone() for k, v in model.state_dict().items() if "heads.main" not in k
-                    and k.startswith("heads.")}
+    heads_before = {
+        k: v.clone()
+        for k, v in model.state_dict().items()
+        if "heads.main" not in k and k.startswith("heads.")
+    }
     summary = Trainer(cfg, data, model).fit()
     assert set(summary["best"]) == {"main"}
     for k, v in heads_before.items():
@@ -79,8 +100,12 @@ def test_single_task_trains_and_evaluates_only_the_target_head(tmp_path: Path) -
 
 
 def test_nan_loss_stops_the_run_and_keeps_what_was_written(tmp_path: Path) -> None:
-    cfg = toy_config(tmp_path, "train.method=multitask", "train.epochs=50",
-                     "train.optimizer={name='SGD', lr=1e12, momentum=0.9}")
+    cfg = toy_config(
+        tmp_path,
+        "train.method=multitask",
+        "train.epochs=50",
+        "train.optimizer={name='SGD', lr=1e12, momentum=0.9}",
+    )
     with pytest.raises(NonFiniteLossError, match="loss is"):
         execute(cfg, tmp_path / "run", show_progress=False)
     summary = read_json(tmp_path / "run" / "summary.json")
@@ -91,8 +116,13 @@ def test_nan_loss_stops_the_run_and_keeps_what_was_written(tmp_path: Path) -> No
 
 
 def test_diw_lowers_the_weight_of_a_harmful_random_label_task(tmp_path: Path) -> None:
-    cfg = toy_config(tmp_path, "train.method=diw", "train.epochs=3",
-                     "train.tasks=['main', 'noise']", "data.n_train=1024")
+    cfg = toy_config(
+        tmp_path,
+        "train.method=diw",
+        "train.epochs=3",
+        "train.tasks=['main', 'noise']",
+        "data.n_train=1024",
+    )
     summary = execute(cfg, tmp_path / "run", show_progress=False)
     w = summary["final_weights"]
     assert w["noise"] < 1.0 < w["main"] or w["noise"] < w["main"]
@@ -107,8 +137,13 @@ def test_diw_lowers_the_weight_of_a_harmful_random_label_task(tmp_path: Path) ->
 
 def test_diw_keeps_the_last_try_when_no_try_improves(tmp_path: Path) -> None:
     # A zero learning rate cannot improve on the previous accuracy: all tries fail.
-    cfg = toy_config(tmp_path, "train.method=diw", "train.epochs=2", "diw.patience=3",
-                     "train.optimizer={name='SGD', lr=0.0}")
+    cfg = toy_config(
+        tmp_path,
+        "train.method=diw",
+        "train.epochs=2",
+        "diw.patience=3",
+        "train.optimizer={name='SGD', lr=0.0}",
+    )
     execute(cfg, tmp_path / "run", show_progress=False)
     r = read_jsonl(tmp_path / "run" / "metrics.jsonl")[-1]
     assert len(r["tries"]) == 3 and not r["improved"]

@@ -14,7 +14,6 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from alphavil.config import ConfigError, load_config
 
@@ -30,8 +29,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     try:
-        summary = execute(cfg, args.run_dir, overwrite=args.overwrite,
-                          show_progress=not args.quiet)
+        summary = execute(cfg, args.run_dir, overwrite=args.overwrite, show_progress=not args.quiet)
     except RunExistsError as err:
         return _die(str(err))
     except NonFiniteLossError as err:
@@ -49,13 +47,21 @@ def cmd_data(args: argparse.Namespace) -> int:
     kinds = ["mnist", "fashion", "fashion_mnist"] if args.kind == "all" else [args.kind]
     for kind in kinds:
         try:
-            s = load_multi_dataset(kind, variant=args.variant, data_seed=args.data_seed,
-                                   dev_size=args.dev_size, data_dir=args.data_dir,
-                                   fashion_dir=args.fashion_dir, cache_dir=args.cache_dir)
+            s = load_multi_dataset(
+                kind,
+                variant=args.variant,
+                data_seed=args.data_seed,
+                dev_size=args.dev_size,
+                data_dir=args.data_dir,
+                fashion_dir=args.fashion_dir,
+                cache_dir=args.cache_dir,
+            )
         except DataUnavailableError as err:
             return _die(str(err), 1)
-        print(f"multi-{kind} ({args.variant}, data seed {args.data_seed}): train "
-              f"{len(s.train_images)}, dev {len(s.dev_images)}, test {len(s.test_images)}")
+        print(
+            f"multi-{kind} ({args.variant}, data seed {args.data_seed}): train "
+            f"{len(s.train_images)}, dev {len(s.dev_images)}, test {len(s.test_images)}"
+        )
     return 0
 
 
@@ -80,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dev-size", type=int, default=10000)
     d.add_argument("--data-dir", help="folder with MNIST IDX files (optional)")
     d.add_argument("--fashion-dir", help="folder with Fashion-MNIST IDX files (optional)")
-    d.add_argument("--cache-dir", help="cache folder (default $ALPHAVIL_CACHE or ~/.cache/alphavil)")
+    d.add_argument(
+        "--cache-dir", help="cache folder (default $ALPHAVIL_CACHE or ~/.cache/alphavil)"
+    )
     d.set_defaults(func=cmd_data)
 
     from alphavil import sweep
@@ -93,8 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``alphavil`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
     logging.getLogger("alphavil").setLevel(logging.INFO)
     try:
         return int(args.func(args))

@@ -40,8 +40,9 @@ def choice(default: str, *choices: str) -> Any:
     return field(default=default, metadata={"choices": choices})
 
 
-def bounded(default: float, lo: float | None = None, hi: float | None = None,
-            lo_open: bool = False) -> Any:
+def bounded(
+    default: float, lo: float | None = None, hi: float | None = None, lo_open: bool = False
+) -> Any:
     """A numeric field restricted to [lo, hi] (or (lo, hi] with ``lo_open``)."""
     return field(default=default, metadata={"lo": lo, "hi": hi, "lo_open": lo_open})
 
@@ -70,7 +71,7 @@ class TrainConfig:
     threads: int = bounded(0, 0)  # torch threads; 0 keeps torch's default
     device: str = "cpu"
     channels_last: bool = True  # ~1.5x faster convolutions on this CPU (data-and-machine.md §4)
-    optimizer: dict[str, Any] = _opt("SGD", 0.05, momentum=0.9)
+    optimizer: dict[str, Any] = _opt("SGD", 0.05, momentum=0.9)  # noqa: RUF009 - returns a field()
     save_checkpoints: bool = True
     save_predictions: bool = True  # test-set class probabilities at each task's best dev epoch
 
@@ -81,7 +82,7 @@ class AlphaVILConfig:
 
     rho: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # ratio of each task's data per epoch
     steps: int = bounded(10, 0)  # s, α tuning steps
-    optimizer: dict[str, Any] = _opt("SGD", 0.005, momentum=0.5)
+    optimizer: dict[str, Any] = _opt("SGD", 0.005, momentum=0.5)  # noqa: RUF009 - returns a field()
     dev_fraction: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # of the target dev set for α
     weight_floor: float = bounded(1e-6, 0.0, lo_open=True)
     # Model optimiser state for the task updates: one persistent optimiser per task, or a fresh
@@ -102,7 +103,7 @@ class DIWConfig:
 
 
 SECTIONS: dict[str, Any] = {"train": TrainConfig, "alphavil": AlphaVILConfig, "diw": DIWConfig}
-_LAZY_SECTIONS = {"mt2o": "alphavil.pareto.mt2o:MT2OConfig"}
+_LAZY_SECTIONS = {"mt2o": "alphavil.pareto.mt2o:MT2OConfig", "sweep": "alphavil.sweep:SweepConfig"}
 
 
 @dataclass
@@ -168,7 +169,9 @@ def _check_value(path: str, f: dataclasses.Field[Any], tp: Any, value: Any) -> A
     else:  # Any or unions: accept
         ok = True
     if not ok:
-        raise ConfigError(f"{path}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+        raise ConfigError(
+            f"{path}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}"
+        )
     choices = f.metadata.get("choices")
     if choices and value not in choices:
         raise ConfigError(f"{path}: {value!r} is not one of {', '.join(choices)}")
@@ -197,22 +200,26 @@ def build_section(cls: Any, table: Any, path: str) -> Any:
 def check_optimizer(path: str, spec: Any) -> dict[str, Any]:
     """Validate ``{name = <torch.optim class>, lr = ..., <its keyword options>}``."""
     if not isinstance(spec, dict):
-        raise ConfigError(f"{path}: expected a table like {{name = \"SGD\", lr = 0.05}}")
+        raise ConfigError(f'{path}: expected a table like {{name = "SGD", lr = 0.05}}')
     spec = dict(spec)
     name = spec.get("name")
     cls = getattr(torch.optim, str(name), None)
     if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
         allowed = sorted(
-            n for n, c in vars(torch.optim).items()
+            n
+            for n, c in vars(torch.optim).items()
             if isinstance(c, type) and issubclass(c, torch.optim.Optimizer) and n != "Optimizer"
         )
-        raise ConfigError(f"{path}.name: {name!r} is not a torch.optim optimizer; allowed: "
-                          f"{', '.join(allowed)}")
+        raise ConfigError(
+            f"{path}.name: {name!r} is not a torch.optim optimizer; allowed: {', '.join(allowed)}"
+        )
     params = [p for p in inspect.signature(cls).parameters if p != "params"]
     kwargs = {k: v for k, v in spec.items() if k != "name"}
     for key in kwargs:
         if key not in params:
-            raise ConfigError(f"unknown key '{path}.{key}' for {name}; allowed: {', '.join(params)}")
+            raise ConfigError(
+                f"unknown key '{path}.{key}' for {name}; allowed: {', '.join(params)}"
+            )
     try:
         cls([torch.zeros(1, requires_grad=True)], **kwargs)
     except (TypeError, ValueError) as err:
@@ -304,8 +311,9 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
     if cfg.train.tasks:
         tasks = list(cfg.train.tasks)
     if method in TARGET_METHODS and method != "multitask" and cfg.train.target not in tasks:
-        raise ConfigError(f"train.target: {cfg.train.target!r} is not a task; tasks: "
-                          f"{', '.join(tasks)}")
+        raise ConfigError(
+            f"train.target: {cfg.train.target!r} is not a task; tasks: {', '.join(tasks)}"
+        )
     return cfg
 
 

@@ -16,7 +16,7 @@ Params = dict[str, Tensor]
 
 
 def _state(model: nn.Module) -> dict[str, Tensor]:
-    state = dict(model.named_parameters())
+    state: dict[str, Tensor] = dict(model.named_parameters())
     state.update(dict(model.named_buffers()))
     return state
 

@@ -48,8 +48,9 @@ def alpha_weight_figure(runs: list[dict[str, Any]], target: str, path: Path) -> 
             label = f"{task}{' (target)' if task == target else ''}"
             line = ax.plot(epochs, stack.mean(0), label=label)[0]
             if len(series) > 1:
-                ax.fill_between(epochs, stack.min(0), stack.max(0), alpha=0.2,
-                                color=line.get_color())
+                ax.fill_between(
+                    epochs, stack.min(0), stack.max(0), alpha=0.2, color=line.get_color()
+                )
         ax.set_xlabel("epoch")
         ax.set_title(f"{title} (target {target}, {len(chosen)} seeds: mean, min–max)")
         ax.legend()
@@ -71,8 +72,11 @@ def dev_curve_figure(runs: list[dict[str, Any]], target: str, path: Path) -> Pat
                 series.append(100 * np.array(vals, dtype=float))
         if series:
             n = min(len(s) for s in series)
-            ax.plot(np.arange(1, n + 1), np.stack([s[:n] for s in series]).mean(0),
-                    label=f"{method} ({len(series)} seeds)")
+            ax.plot(
+                np.arange(1, n + 1),
+                np.stack([s[:n] for s in series]).mean(0),
+                label=f"{method} ({len(series)} seeds)",
+            )
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"dev accuracy, task {target} (%)")
     ax.legend()

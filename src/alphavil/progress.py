@@ -17,8 +17,9 @@ class Progress:
         enabled: ``False`` silences everything (library use, tests).
     """
 
-    def __init__(self, label: str, epochs: int, stream: TextIO | None = None,
-                 enabled: bool = True) -> None:
+    def __init__(
+        self, label: str, epochs: int, stream: TextIO | None = None, enabled: bool = True
+    ) -> None:
         self.label, self.epochs = label, epochs
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled

@@ -30,15 +30,25 @@ def collect_runs(root: Path) -> list[dict[str, Any]]:
         if summary.get("status") != "completed":
             continue
         config = read_json(summary_path.parent / "config.json")
-        runs.append({"path": summary_path.parent, "name": summary_path.parent.name,
-                     "method": config["train"]["method"], "target": summary.get("target"),
-                     "seed": config["train"]["seed"], "summary": summary, "config": config})
+        runs.append(
+            {
+                "path": summary_path.parent,
+                "name": summary_path.parent.name,
+                "method": config["train"]["method"],
+                "target": summary.get("target"),
+                "seed": config["train"]["seed"],
+                "summary": summary,
+                "config": config,
+            }
+        )
     return runs
 
 
 def _per_target(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[int, dict[str, float]]]]:
     """target -> method -> seed -> {"dev": %, "test": %}."""
-    table: dict[str, dict[str, dict[int, dict[str, float]]]] = defaultdict(lambda: defaultdict(dict))
+    table: dict[str, dict[str, dict[int, dict[str, float]]]] = defaultdict(
+        lambda: defaultdict(dict)
+    )
     for r in runs:
         if r["method"] not in METHOD_ORDER:
             continue
@@ -58,7 +68,9 @@ def _per_target(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[int, dic
 
 def _stats(values: list[float]) -> dict[str, float]:
     return {
-        "min": min(values), "max": max(values), "mean": statistics.fmean(values),
+        "min": min(values),
+        "max": max(values),
+        "mean": statistics.fmean(values),
         "std": statistics.stdev(values) if len(values) > 1 else math.nan,
     }
 
@@ -119,32 +131,43 @@ def format_table(runs: list[dict[str, Any]]) -> str:
     rows = table1(runs)
     if not rows:
         return "(no completed single/multitask/diw/alphavil runs)"
-    head = ("| target | method | seeds | dev min | dev max | dev mean | dev std | test min | "
-            "test max | test mean | test std |")
+    head = (
+        "| target | method | seeds | dev min | dev max | dev mean | dev std | test min | "
+        "test max | test mean | test std |"
+    )
     lines = [head, "|" + "---|" * 11]
     for r in rows:
         cells = [r["target"], LABELS[r["method"]], r["n"]]
-        cells += [_fmt(r[f"{s}_{k}"]) for s in ("dev", "test") for k in ("min", "max", "mean", "std")]
+        cells += [
+            _fmt(r[f"{s}_{k}"]) for s in ("dev", "test") for k in ("min", "max", "mean", "std")
+        ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
 
 def format_paired(rows: list[dict[str, Any]]) -> str:
     """Paired comparisons as Markdown."""
-    lines = ["| target | αVIL vs | seeds | dev mean diff (pp) | dev p | test mean diff (pp) | "
-             "test p |", "|" + "---|" * 7]
+    lines = [
+        "| target | αVIL vs | seeds | dev mean diff (pp) | dev p | test mean diff (pp) | test p |",
+        "|" + "---|" * 7,
+    ]
     for r in rows:
-        lines.append(f"| {r['target']} | {LABELS[r['baseline']]} | {r['n']} | "
-                     f"{_fmt(r['dev_mean_diff'])} | {_fmt(r['dev_p'], 3)} | "
-                     f"{_fmt(r['test_mean_diff'])} | {_fmt(r['test_p'], 3)} |")
+        lines.append(
+            f"| {r['target']} | {LABELS[r['baseline']]} | {r['n']} | "
+            f"{_fmt(r['dev_mean_diff'])} | {_fmt(r['dev_p'], 3)} | "
+            f"{_fmt(r['test_mean_diff'])} | {_fmt(r['test_p'], 3)} |"
+        )
     return "\n".join(lines)
 
 
 def format_summary(summary: dict[str, Any]) -> str:
     """A run summary as a small per-task table (printed by ``alphavil run``)."""
-    lines = [f"{summary['method']} (target {summary.get('target') or '-'}): {summary['status']} "
-             f"in {summary['seconds']:.0f}s",
-             "| task | best epoch | dev acc % | test acc % |", "|---|---|---|---|"]
+    lines = [
+        f"{summary['method']} (target {summary.get('target') or '-'}): {summary['status']} "
+        f"in {summary['seconds']:.0f}s",
+        "| task | best epoch | dev acc % | test acc % |",
+        "|---|---|---|---|",
+    ]
     for t, b in summary["best"].items():
         dev = "–" if b["dev_accuracy"] is None else f"{100 * b['dev_accuracy']:.2f}"
         test = "–" if b["test_accuracy"] is None else f"{100 * b['test_accuracy']:.2f}"
@@ -182,8 +205,10 @@ def figure3_check(runs: list[dict[str, Any]], target: str) -> str | None:
     holds = all(v < mean[target] for v in aux.values())
     ws = ", ".join(f"{t} {v:.3f}" for t, v in mean.items())
     verdict = "holds" if holds else "does NOT hold"
-    return (f"target {target}: final normalised weights (mean over {len(finals)} seeds) {ws}; "
-            f"the paper's Figure 3 behaviour (auxiliary weight below the target's) {verdict}.")
+    return (
+        f"target {target}: final normalised weights (mean over {len(finals)} seeds) {ws}; "
+        f"the paper's Figure 3 behaviour (auxiliary weight below the target's) {verdict}."
+    )
 
 
 def write_report(root: Path, out: Path | None = None) -> list[Path]:

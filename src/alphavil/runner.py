@@ -34,8 +34,13 @@ def run_dir_for(cfg: RunConfig) -> Path:
     return Path(cfg.out_dir) / (cfg.name or default_run_name(cfg))
 
 
-def execute(cfg: RunConfig, run_dir: str | Path | None = None, *, overwrite: bool = False,
-            show_progress: bool = True) -> dict[str, Any]:
+def execute(
+    cfg: RunConfig,
+    run_dir: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+    show_progress: bool = True,
+) -> dict[str, Any]:
     """Train ``cfg`` and write its run directory; returns the summary.
 
     Raises:
@@ -43,8 +48,9 @@ def execute(cfg: RunConfig, run_dir: str | Path | None = None, *, overwrite: boo
     """
     path = Path(run_dir) if run_dir is not None else run_dir_for(cfg)
     if (path / "summary.json").exists() and not overwrite:
-        raise RunExistsError(f"{path} already holds a finished run; pass --overwrite or choose "
-                             "another name")
+        raise RunExistsError(
+            f"{path} already holds a finished run; pass --overwrite or choose another name"
+        )
     if path.exists():
         shutil.rmtree(path)
     if cfg.train.threads:

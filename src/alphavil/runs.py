@@ -22,7 +22,7 @@ import torch
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]) -> None:
-    """Call ``write(f)`` on a temporary file beside ``path``, fsync it, then rename onto ``path``."""
+    """Run ``write(f)`` on a temp file beside ``path``, fsync it, then rename it onto ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -92,8 +92,12 @@ def environment() -> dict[str, Any]:
     """Versions and machine facts recorded with every run."""
     try:
         sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-            cwd=Path(__file__).parent, check=False,
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+            check=False,
         ).stdout.strip()
     except OSError:
         sha = ""

@@ -20,7 +20,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from alphavil.config import POPULATION_METHODS, TARGET_METHODS, SECTIONS, ConfigError, bounded
+from alphavil.config import POPULATION_METHODS, TARGET_METHODS, ConfigError, bounded
 from alphavil.config import load_config as _load
 from alphavil.runs import read_json, write_json
 
@@ -34,9 +34,6 @@ class SweepConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     workers: int = bounded(2, 0)  # parallel processes; 0 runs in this process
     threads: int = bounded(1, 1)  # torch threads per worker
-
-
-SECTIONS["sweep"] = SweepConfig
 
 
 @dataclass(frozen=True)
@@ -68,8 +65,14 @@ def plan(config: str | None, overrides: list[str], sweep: SweepConfig) -> list[J
         for target in targets if per_target else [targets[0]]:
             for seed in sweep.seeds:
                 name = f"{method}-{target}-s{seed}" if per_target else f"{method}-s{seed}"
-                ov = (*overrides, f"train.method={method}", f"train.target={target}",
-                      f"train.seed={seed}", f"train.threads={sweep.threads}", f"name={name}")
+                ov = (
+                    *overrides,
+                    f"train.method={method}",
+                    f"train.target={target}",
+                    f"train.seed={seed}",
+                    f"train.threads={sweep.threads}",
+                    f"name={name}",
+                )
                 _load(config, list(ov))  # validate every job before starting any
                 jobs.append(Job(name, ov))
     return jobs
@@ -93,24 +96,37 @@ def run_job(config: str | None, job: Job) -> dict[str, Any]:
     try:
         summary = execute(cfg, path, overwrite=True, show_progress=False)
         (path / "error.json").unlink(missing_ok=True)
-        return {"name": job.name, "ok": True, "seconds": time.perf_counter() - t0,
-                "summary": summary}
-    except Exception as err:  # noqa: BLE001 - any failure is recorded, the sweep goes on
+        return {
+            "name": job.name,
+            "ok": True,
+            "seconds": time.perf_counter() - t0,
+            "summary": summary,
+        }
+    except Exception as err:
         message = f"{type(err).__name__}: {err}"
         write_json(path / "error.json", {"error": message, "traceback": traceback.format_exc()})
-        return {"name": job.name, "ok": False, "seconds": time.perf_counter() - t0,
-                "error": message}
+        return {
+            "name": job.name,
+            "ok": False,
+            "seconds": time.perf_counter() - t0,
+            "error": message,
+        }
 
 
-def run_sweep(config: str | None, overrides: list[str], sweep: SweepConfig,
-              log: Any = None) -> list[dict[str, Any]]:
+def run_sweep(
+    config: str | None, overrides: list[str], sweep: SweepConfig, log: Any = None
+) -> list[dict[str, Any]]:
     """Run every job not yet completed; returns one result per job run now."""
     out = log or sys.stderr
     jobs = plan(config, overrides, sweep)
     out_dir = Path(_load(config, overrides).out_dir)
     todo = [j for j in jobs if not is_done(out_dir / j.name)]
-    print(f"sweep: {len(jobs)} runs, {len(jobs) - len(todo)} already done, {len(todo)} to run "
-          f"with {sweep.workers or 1} worker(s) -> {out_dir}", file=out, flush=True)
+    print(
+        f"sweep: {len(jobs)} runs, {len(jobs) - len(todo)} already done, {len(todo)} to run "
+        f"with {sweep.workers or 1} worker(s) -> {out_dir}",
+        file=out,
+        flush=True,
+    )
     results: list[dict[str, Any]] = []
     start = time.perf_counter()
 
@@ -120,9 +136,12 @@ def run_sweep(config: str | None, overrides: list[str], sweep: SweepConfig,
         elapsed = time.perf_counter() - start
         eta = elapsed / done * (len(todo) - done)
         what = "ok" if res["ok"] else f"FAILED: {res['error']}"
-        print(f"[{done}/{len(todo)}, {failed} failed, {elapsed / 60:.1f} min, eta "
-              f"{eta / 60:.1f} min] {res['name']} {what} ({res['seconds']:.0f}s)", file=out,
-              flush=True)
+        print(
+            f"[{done}/{len(todo)}, {failed} failed, {elapsed / 60:.1f} min, eta "
+            f"{eta / 60:.1f} min] {res['name']} {what} ({res['seconds']:.0f}s)",
+            file=out,
+            flush=True,
+        )
 
     if sweep.workers == 0:
         for job in todo:
@@ -171,8 +190,9 @@ def parse_seeds(text: str) -> list[int]:
             return list(range(int(lo), int(hi) + 1))
         return [int(s) for s in text.split(",")]
     except ValueError:
-        raise ConfigError(f"--seeds {text!r}: expected a range like 0-4 or a list like 1,3,5") \
-            from None
+        raise ConfigError(
+            f"--seeds {text!r}: expected a range like 0-4 or a list like 1,3,5"
+        ) from None
 
 
 def cmd_report(args: argparse.Namespace) -> int:

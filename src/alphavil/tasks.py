@@ -28,11 +28,11 @@ class Task:
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
-            raise ValueError(
-                f"task name {self.name!r} is invalid; use letters, digits, '_' or '-'"
-            )
+            raise ValueError(f"task name {self.name!r} is invalid; use letters, digits, '_' or '-'")
         if self.num_outputs < 1:
-            raise ValueError(f"task {self.name!r}: num_outputs must be >= 1, got {self.num_outputs}")
+            raise ValueError(
+                f"task {self.name!r}: num_outputs must be >= 1, got {self.num_outputs}"
+            )
         if self.kind not in ("classification", "regression"):
             raise ValueError(
                 f"task {self.name!r}: kind {self.kind!r} is not one of classification, regression"
@@ -61,7 +61,9 @@ def task_names(tasks: tuple[Task, ...] | list[Task]) -> list[str]:
 
 
 def mean_loss(
-    tasks: dict[str, Task], outputs: dict[str, Tensor], targets: dict[str, Tensor],
+    tasks: dict[str, Task],
+    outputs: dict[str, Tensor],
+    targets: dict[str, Tensor],
     scales: dict[str, float],
 ) -> Tensor:
     """Σ_t scale_t · L_t over the tasks present in ``targets`` and ``scales``.

@@ -67,10 +67,10 @@ class Trainer:
         self.device = torch.device(tc.device)
         self.model.to(self.device)
         if tc.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.generator = torch.Generator().manual_seed(tc.seed)
         self.dev_generator = torch.Generator().manual_seed(tc.seed + 1)
-        self.weights = {t: 1.0 for t in self.tasks}
+        self.weights = dict.fromkeys(self.tasks, 1.0)
         self.trained = [self.target] if self.method == "single" else list(self.tasks)
         self.optimizer = build_optimizer(tc.optimizer, self.model.parameters())
         self.task_optimizers: dict[str, torch.optim.Optimizer] = {}
@@ -83,13 +83,20 @@ class Trainer:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         return inputs, targets
 
-    def train_steps(self, optimizer: torch.optim.Optimizer, tasks: list[str],
-                    scales: dict[str, float], fraction: float, what: str) -> float:
+    def train_steps(
+        self,
+        optimizer: torch.optim.Optimizer,
+        tasks: list[str],
+        scales: dict[str, float],
+        fraction: float,
+        what: str,
+    ) -> float:
         """One pass over a ``fraction`` sample of ``tasks``' training data; mean batch loss."""
         self.model.train()
         total, n = 0.0, 0
-        batches = self.data.train_batches(tasks, batch_size=self.cfg.train.batch_size,
-                                          generator=self.generator, fraction=fraction)
+        batches = self.data.train_batches(
+            tasks, batch_size=self.cfg.train.batch_size, generator=self.generator, fraction=fraction
+        )
         for batch in batches:
             inputs, targets = self._inputs(batch)
             outputs = self.model(inputs, list(targets))
@@ -97,7 +104,8 @@ class Trainer:
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
                     f"{what}: loss is {loss.item()} at batch {n + 1}; lower the learning rate "
-                    f"(train.optimizer.lr = {self.cfg.train.optimizer.get('lr')})")
+                    f"(train.optimizer.lr = {self.cfg.train.optimizer.get('lr')})"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -108,16 +116,22 @@ class Trainer:
         return total / max(n, 1)
 
     @torch.no_grad()
-    def evaluate(self, split: str, tasks: list[str], keep_probs: bool = False,
-                 fraction: float = 1.0) -> dict[str, TaskScore]:
+    def evaluate(
+        self, split: str, tasks: list[str], keep_probs: bool = False, fraction: float = 1.0
+    ) -> dict[str, TaskScore]:
         """Mean loss and accuracy per task on ``split``; labels < 0 (hidden) are skipped."""
         self.model.eval()
         sums = {t: [0.0, 0, 0] for t in tasks}  # loss sum, correct, labelled count
         probs: dict[str, list[Tensor]] = {t: [] for t in tasks}
         counts = dict.fromkeys(tasks, 0)
         gen = self.dev_generator if fraction < 1.0 else None
-        for batch in self.data.eval_batches(split, tasks, batch_size=self.cfg.train.eval_batch_size,
-                                            fraction=fraction, generator=gen):
+        for batch in self.data.eval_batches(
+            split,
+            tasks,
+            batch_size=self.cfg.train.eval_batch_size,
+            fraction=fraction,
+            generator=gen,
+        ):
             inputs, targets = self._inputs(batch)
             outputs = self.model(inputs, list(targets))
             for t, y in targets.items():
@@ -125,7 +139,7 @@ class Trainer:
                 counts[t] += len(y)
                 if keep_probs and task.kind == "classification":
                     probs[t].append(out.float().softmax(-1).cpu())
-                mask = y >= 0 if task.kind == "classification" else torch.ones_like(y, dtype=bool)
+                mask = y >= 0 if task.kind == "classification" else torch.ones_like(y, dtype=torch.bool)
                 if mask.any():
                     sums[t][0] += float(task.loss_sum(out[mask], y[mask]))
                     sums[t][2] += int(mask.sum())
@@ -154,22 +168,29 @@ class Trainer:
         own updates as in single-task training; ``fresh`` starts every update from zero state.
         """
         if policy == "fresh" or task not in self.task_optimizers:
-            self.task_optimizers[task] = build_optimizer(self.cfg.train.optimizer,
-                                                         self.model.parameters())
+            self.task_optimizers[task] = build_optimizer(
+                self.cfg.train.optimizer, self.model.parameters()
+            )
         return self.task_optimizers[task]
 
     # ---------------------------------------------------------------------------- methods
     def single_epoch(self) -> dict[str, Any]:
         """Train the target head (and the shared encoder) only."""
-        loss = self.train_steps(self.optimizer, [self.target], {self.target: 1.0},
-                                self.cfg.train.train_fraction, "single")
+        loss = self.train_steps(
+            self.optimizer,
+            [self.target],
+            {self.target: 1.0},
+            self.cfg.train.train_fraction,
+            "single",
+        )
         return {"train_loss": loss}
 
     def multitask_epoch(self) -> dict[str, Any]:
         """Train all heads on the mean of the task losses."""
         scales = {t: 1.0 / len(self.tasks) for t in self.tasks}
-        loss = self.train_steps(self.optimizer, self.tasks, scales,
-                                self.cfg.train.train_fraction, "multitask")
+        loss = self.train_steps(
+            self.optimizer, self.tasks, scales, self.cfg.train.train_fraction, "multitask"
+        )
         return {"train_loss": loss}
 
     def alphavil_epoch(self) -> dict[str, Any]:
@@ -188,37 +209,50 @@ class Trainer:
         for t in self.tasks:
             restore(self.model, theta)
             opt = self._task_optimizer(t, av.task_optimizer)
-            task_losses[t] = self.train_steps(opt, [t], {t: self.weights[t] / total_w}, av.rho,
-                                              f"delta {t}")
+            task_losses[t] = self.train_steps(
+                opt, [t], {t: self.weights[t] / total_w}, av.rho, f"delta {t}"
+            )
             task_deltas.append(delta(self.model, theta))
         restore(self.model, theta)
         deltas = stack_deltas(task_deltas)
         t1 = time.perf_counter()
         gen = self.dev_generator if av.dev_fraction < 1.0 else None
-        dev = [self._inputs(b) for b in self.data.eval_batches(
-            "dev", [self.target], batch_size=self.cfg.train.eval_batch_size,
-            fraction=av.dev_fraction, generator=gen)]
+        dev = [
+            self._inputs(b)
+            for b in self.data.eval_batches(
+                "dev",
+                [self.target],
+                batch_size=self.cfg.train.eval_batch_size,
+                fraction=av.dev_fraction,
+                generator=gen,
+            )
+        ]
         self.model.eval()  # α is fitted on the deterministic (eval-mode) network
         if self.progress:
             self.progress.phase(f"alpha ({av.steps} steps)", force=True)
         fit = fit_alpha(
             target_loss_and_grad(self.model, theta, deltas, dev, self.task_map[self.target]),
-            len(self.tasks), steps=av.steps,
+            len(self.tasks),
+            steps=av.steps,
             optimizer=lambda p: build_optimizer(av.optimizer, p),
         )
         if not torch.isfinite(fit.alphas).all() or not all(map(math.isfinite, fit.losses)):
             raise NonFiniteLossError(
                 f"alpha fit diverged (alpha {fit.alphas.tolist()}, dev losses {fit.losses}); "
-                f"lower alphavil.optimizer.lr (= {av.optimizer.get('lr')})")
+                f"lower alphavil.optimizer.lr (= {av.optimizer.get('lr')})"
+            )
         restore(self.model, mix(theta, deltas, fit.alphas))
-        w = update_weights(torch.tensor([self.weights[t] for t in self.tasks], dtype=torch.float64),
-                           fit.alphas.double(), floor=av.weight_floor)
-        self.weights = dict(zip(self.tasks, w.tolist()))
+        w = update_weights(
+            torch.tensor([self.weights[t] for t in self.tasks], dtype=torch.float64),
+            fit.alphas.double(),
+            floor=av.weight_floor,
+        )
+        self.weights = dict(zip(self.tasks, w.tolist(), strict=True))
         return {
             "task_train_loss": task_losses,
-            "alpha": dict(zip(self.tasks, fit.alphas.tolist())),
+            "alpha": dict(zip(self.tasks, fit.alphas.tolist(), strict=True)),
             "alpha_dev_loss": fit.losses,
-            "delta_norm": dict(zip(self.tasks, norms(deltas).tolist())),
+            "delta_norm": dict(zip(self.tasks, norms(deltas).tolist(), strict=True)),
             "seconds_deltas": t1 - t0,
             "seconds_alpha": time.perf_counter() - t1,
         }
@@ -249,8 +283,9 @@ class Trainer:
         scores = {}
         for t in self.tasks:
             restore(self.model, theta)
-            self.train_steps(self._task_optimizer(t, dc.task_optimizer), [t], {t: 1.0}, dc.rho,
-                             f"probe {t}")
+            self.train_steps(
+                self._task_optimizer(t, dc.task_optimizer), [t], {t: 1.0}, dc.rho, f"probe {t}"
+            )
             scores[t] = self._target_accuracy()
         joint_state = copy.deepcopy(self.optimizer.state_dict())
         tries: list[dict[str, Any]] = []
@@ -268,15 +303,23 @@ class Trainer:
             if joint > previous:
                 break
         self.last_target_dev = tries[-1]["target_dev"]
-        return {"probe_target_dev": scores, "previous_target_dev": previous, "tries": tries,
-                "improved": tries[-1]["target_dev"] > previous}
+        return {
+            "probe_target_dev": scores,
+            "previous_target_dev": previous,
+            "tries": tries,
+            "improved": tries[-1]["target_dev"] > previous,
+        }
 
     # ------------------------------------------------------------------------------- loop
     def fit(self) -> dict[str, Any]:
         """Run all epochs; returns the summary (also written to ``summary.json``)."""
         tc = self.cfg.train
-        epoch_fn = {"single": self.single_epoch, "multitask": self.multitask_epoch,
-                    "alphavil": self.alphavil_epoch, "diw": self.diw_epoch}[self.method]
+        epoch_fn = {
+            "single": self.single_epoch,
+            "multitask": self.multitask_epoch,
+            "alphavil": self.alphavil_epoch,
+            "diw": self.diw_epoch,
+        }[self.method]
         start = time.perf_counter()
         status, error, epoch = "completed", None, 0
         try:
@@ -287,8 +330,9 @@ class Trainer:
                 info = epoch_fn()
                 t_train = time.perf_counter() - t0
                 dev = self.evaluate("dev", self.trained)
-                bad = [t for t, sc in dev.items() if sc.loss is not None and not
-                       math.isfinite(sc.loss)]
+                bad = [
+                    t for t, sc in dev.items() if sc.loss is not None and not math.isfinite(sc.loss)
+                ]
                 if bad:
                     raise NonFiniteLossError(f"dev loss of {bad} is not finite after epoch {epoch}")
                 test = self.evaluate("test", self.trained, keep_probs=tc.save_predictions)
@@ -333,20 +377,33 @@ class Trainer:
             key = score.accuracy if score.accuracy is not None else -(score.loss or math.inf)
             if t in self.best and key <= self.best[t]["selection_score"]:
                 continue
-            self.best[t] = {"epoch": epoch, "selection_score": key,
-                            "dev_accuracy": score.accuracy, "dev_loss": score.loss,
-                            "test_accuracy": test[t].accuracy, "test_loss": test[t].loss}
+            self.best[t] = {
+                "epoch": epoch,
+                "selection_score": key,
+                "dev_accuracy": score.accuracy,
+                "dev_loss": score.loss,
+                "test_accuracy": test[t].accuracy,
+                "test_loss": test[t].loss,
+            }
             if self.run and self.cfg.train.save_checkpoints:
-                self.run.save(f"best_{t}.pt", {"model": self.model.state_dict(), "epoch": epoch,
-                                               "task": t, "weights": dict(self.weights)})
+                self.run.save(
+                    f"best_{t}.pt",
+                    {
+                        "model": self.model.state_dict(),
+                        "epoch": epoch,
+                        "task": t,
+                        "weights": dict(self.weights),
+                    },
+                )
             if self.run and test[t].probs is not None:
                 probs = test[t].probs
                 self.run.save_array(f"test_probs_{t}.npy", probs)
 
 
 def _epoch_line(record: dict[str, Any]) -> str:
-    dev = " ".join(f"{t}={s['accuracy']:.4f}" for t, s in record["dev"].items()
-                   if s["accuracy"] is not None)
+    dev = " ".join(
+        f"{t}={s['accuracy']:.4f}" for t, s in record["dev"].items() if s["accuracy"] is not None
+    )
     extra = ""
     if "alpha" in record:
         extra = " alpha " + " ".join(f"{v:.3f}" for v in record["alpha"].values())

@@ -76,7 +76,7 @@ class MultiTaskData(ABC):
         fraction: float = 1.0,
         generator: torch.Generator | None = None,
     ) -> Iterator[Batch]:
-        """Batches covering ``split`` for ``tasks`` (a random ``fraction`` if a generator is given)."""
+        """Batches covering ``split`` for ``tasks`` (a random ``fraction`` given a generator)."""
 
     @abstractmethod
     def num_examples(self, split: str, task: str) -> int:

@@ -51,9 +51,14 @@ def build(cfg: MultiMnistConfig) -> tuple[SharedInputData, Callable[[], nn.Modul
     from alphavil.data.multimnist import load_multi_dataset
 
     splits = load_multi_dataset(
-        cfg.kind, variant=cfg.variant, data_seed=cfg.data_seed, dev_size=cfg.dev_size,
-        data_dir=cfg.data_dir or None, fashion_dir=cfg.fashion_dir or None,
-        cache_dir=cfg.cache_dir or None, download=cfg.download,
+        cfg.kind,
+        variant=cfg.variant,
+        data_seed=cfg.data_seed,
+        dev_size=cfg.dev_size,
+        data_dir=cfg.data_dir or None,
+        fashion_dir=cfg.fashion_dir or None,
+        cache_dir=cfg.cache_dir or None,
+        download=cfg.download,
     )
     arrays = {
         "train": (splits.train_images, splits.train_labels, cfg.train_limit),
