@@ -125,7 +125,8 @@ def test_diw_lowers_the_weight_of_a_harmful_random_label_task(tmp_path: Path) ->
     )
     summary = execute(cfg, tmp_path / "run", show_progress=False)
     w = summary["final_weights"]
-    assert w["noise"] < 1.0 < w["main"] or w["noise"] < w["main"]
+    assert w["noise"] < 1.0  # started at 1: the random-label task lost weight
+    assert w["noise"] < w["main"]
     records = read_jsonl(tmp_path / "run" / "metrics.jsonl")
     for r in records:
         assert 1 <= len(r["tries"]) <= 10

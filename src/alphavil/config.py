@@ -98,7 +98,10 @@ class DIWConfig:
     lr: float = bounded(0.1, 0.0)  # weight update learning rate
     patience: int = bounded(10, 1)  # re-weighting tries per epoch (paper footnote 2)
     weight_floor: float = bounded(1e-6, 0.0, lo_open=True)
-    score_scale: float = bounded(100.0, 0.0, lo_open=True)  # accuracy in percent, as reported
+    # Unit of the accuracy difference: 1 = fraction (default), 100 = percent points. With
+    # percent, lr 0.1 moved weights by up to 4 per try on MultiMNIST and sent even the target's
+    # weight to the floor (both at 1e-6 = equal weighting); see docs/choices.md.
+    score_scale: float = bounded(1.0, 0.0, lo_open=True)
     task_optimizer: str = choice("per_task", "per_task", "fresh")
 
 
