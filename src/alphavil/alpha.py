@@ -152,7 +152,7 @@ def target_loss_and_grad(
             for k, d in deltas.items():
                 g = point[k].grad
                 if g is not None:
-                    grad += d.flatten(1).to(torch.float64) @ g.flatten().to(torch.float64)
+                    grad += (d.flatten(1) @ g.flatten().to(d.dtype)).double().cpu()
         return torch.tensor(total, dtype=torch.float64), grad.to(alphas.dtype)
 
     return value_and_grad

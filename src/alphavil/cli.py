@@ -65,6 +65,18 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nlu_predict(args: argparse.Namespace) -> int:
+    from alphavil.nlu.predict import write_predictions
+
+    try:
+        paths = write_predictions(args.runs, args.out, args.data_dir, all_tasks=args.all_tasks)
+    except (OSError, ValueError) as err:
+        return _die(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    for task, path in paths.items():
+        print(f"{task}: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="alphavil", description=__doc__.split("\n")[0])
@@ -90,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir", help="cache folder (default $ALPHAVIL_CACHE or ~/.cache/alphavil)"
     )
     d.set_defaults(func=cmd_data)
+
+    n = sub.add_parser("nlu-predict", help="GLUE/SuperGLUE submission files from NLU runs")
+    n.add_argument("runs", nargs="+", help="run directories (several: probability ensemble)")
+    n.add_argument("--out", required=True, help="folder for the submission files")
+    n.add_argument("--data-dir", help="GLUE/SuperGLUE folder (for test example ids)")
+    n.add_argument("--all-tasks", action="store_true", help="also non-target heads of runs")
+    n.set_defaults(func=cmd_nlu_predict)
 
     from alphavil import sweep
 

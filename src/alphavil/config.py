@@ -51,7 +51,7 @@ TARGET_METHODS = ("single", "multitask", "alphavil", "diw")
 POPULATION_METHODS: dict[str, str] = {
     "mt2o": "alphavil.pareto.mt2o",
     "ls": "alphavil.pareto.mt2o",
-    "epo": "alphavil.pareto.mt2o",
+    "pmtl": "alphavil.pareto.mt2o",
 }
 
 

@@ -69,7 +69,7 @@ def mix(theta: Mapping[str, Tensor], deltas: Mapping[str, Tensor], alphas: Tenso
     for k, d in deltas.items():
         if d.shape[0] != alphas.shape[0]:
             raise ValueError(f"{k}: {d.shape[0]} task deltas but {alphas.shape[0]} alphas")
-        out[k] = theta[k] + torch.tensordot(alphas.to(d.dtype), d, dims=1)
+        out[k] = theta[k] + torch.tensordot(alphas.to(d.device, d.dtype), d, dims=1)
     return out
 
 

@@ -52,8 +52,9 @@ def alpha_weight_figure(runs: list[dict[str, Any]], target: str, path: Path) -> 
                     epochs, stack.min(0), stack.max(0), alpha=0.2, color=line.get_color()
                 )
         ax.set_xlabel("epoch")
-        ax.set_title(f"{title} (target {target}, {len(chosen)} seeds: mean, min–max)")
+        ax.set_title(title)
         ax.legend()
+    fig.suptitle(f"αVIL, target {target}: mean over {len(chosen)} seeds, band = min–max")
     return _save(fig, path)
 
 
