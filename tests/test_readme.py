@@ -16,7 +16,7 @@ def test_readme_python_example_runs_and_learns() -> None:
     out = io.StringIO()
     namespace: dict[str, object] = {}
     with contextlib.redirect_stdout(out):
-        exec(compile(blocks[0], "README.md", "exec"), namespace)  # noqa: S102
+        exec(compile(blocks[0], "README.md", "exec"), namespace)
     lines = out.getvalue().splitlines()
     assert len(lines) == 5
     weights = namespace["weights"]

@@ -4,6 +4,8 @@
     alphavil data [--kind mnist|fashion|...]  fetch MNIST and build the MultiMNIST cache
     alphavil sweep CONFIG --methods ... --targets ... --seeds ...   parallel runs
     alphavil report RUNS_DIR                  Table 1, paired statistics and figures
+    alphavil nlu-predict RUN_DIR... --out DIR GLUE/SuperGLUE submission files (ensemble)
+    alphavil plot-pareto RUN_DIR... --out DIR MT2O fronts and hypervolume curves
 
 Exit status: 0 success, 1 the run failed (e.g. diverged), 2 bad input (config, arguments).
 """
@@ -15,7 +17,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from alphavil.config import ConfigError, load_config
+from alphavil.config import POPULATION_METHODS, ConfigError, load_config
 
 
 def _die(message: str, code: int = 2) -> int:
@@ -34,9 +36,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _die(str(err))
     except NonFiniteLossError as err:
         return _die(f"run stopped: {err} (what was written so far is kept)", 1)
-    from alphavil.report import format_summary
+    if cfg.train.method in POPULATION_METHODS:
+        from alphavil.pareto.mt2o import format_population_summary
 
-    print(format_summary(summary))
+        print(format_population_summary(summary))
+    else:
+        from alphavil.report import format_summary
+
+        print(format_summary(summary))
+    return 0
+
+
+def cmd_plot_pareto(args: argparse.Namespace) -> int:
+    from alphavil.pareto.plots import plot_pareto
+
+    try:
+        paths = plot_pareto(args.runs, args.out, args.fraction)
+    except (OSError, ValueError, KeyError) as err:
+        return _die(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    for path in paths:
+        print(path)
     return 0
 
 
@@ -109,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--data-dir", help="GLUE/SuperGLUE folder (for test example ids)")
     n.add_argument("--all-tasks", action="store_true", help="also non-target heads of runs")
     n.set_defaults(func=cmd_nlu_predict)
+
+    pp = sub.add_parser("plot-pareto", help="MT2O fronts, hypervolume curves, epochs-to-95%%")
+    pp.add_argument("runs", nargs="+", help="MT2O / ls / pmtl run directories")
+    pp.add_argument("--out", required=True, help="output folder")
+    pp.add_argument("--fraction", type=float, default=0.95, help="hypervolume fraction")
+    pp.set_defaults(func=cmd_plot_pareto)
 
     from alphavil import sweep
 

@@ -69,7 +69,10 @@ def mix(theta: Mapping[str, Tensor], deltas: Mapping[str, Tensor], alphas: Tenso
     for k, d in deltas.items():
         if d.shape[0] != alphas.shape[0]:
             raise ValueError(f"{k}: {d.shape[0]} task deltas but {alphas.shape[0]} alphas")
-        out[k] = theta[k] + torch.tensordot(alphas.to(d.device, d.dtype), d, dims=1)
+        mixed = theta[k] + torch.tensordot(alphas.to(d.device, d.dtype), d, dims=1)
+        if mixed.stride() != theta[k].stride():  # keep θ's memory format (e.g. channels_last):
+            mixed = torch.empty_like(theta[k]).copy_(mixed)  # otherwise convs take a slow path
+        out[k] = mixed
     return out
 
 

@@ -20,7 +20,6 @@ from typing import IO, Any
 
 import torch
 
-
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 

@@ -139,7 +139,8 @@ class Trainer:
                 counts[t] += len(y)
                 if keep_probs and task.kind == "classification":
                     probs[t].append(out.float().softmax(-1).cpu())
-                mask = y >= 0 if task.kind == "classification" else torch.ones_like(y, dtype=torch.bool)
+                labelled = task.kind == "classification"
+                mask = y >= 0 if labelled else torch.ones_like(y, dtype=torch.bool)
                 if mask.any():
                     sums[t][0] += float(task.loss_sum(out[mask], y[mask]))
                     sums[t][2] += int(mask.sum())

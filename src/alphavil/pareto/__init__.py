@@ -1,0 +1,1 @@
+"""Pareto multitask learning (MT2O): hypervolume, Pareto fronts and related utilities."""
