@@ -116,15 +116,11 @@ def test_nan_loss_stops_the_run_and_keeps_what_was_written(tmp_path: Path) -> No
 
 
 def test_diw_lowers_the_weight_of_a_harmful_random_label_task(tmp_path: Path) -> None:
-    cfg = toy_config(
-        tmp_path,
-        "train.method=diw",
-        "train.epochs=3",
-        "train.tasks=['main', 'noise']",
-        "data.n_train=1024",
-    )
+    # main = target; helper = a related auxiliary task; noise = random labels (harmful)
+    cfg = toy_config(tmp_path, "train.method=diw", "train.epochs=3", "data.n_train=1024")
     summary = execute(cfg, tmp_path / "run", show_progress=False)
     w = summary["final_weights"]
+    assert set(w) == {"main", "helper", "noise"}
     assert w["noise"] < 1.0  # started at 1: the random-label task lost weight
     assert w["noise"] < w["main"]
     records = read_jsonl(tmp_path / "run" / "metrics.jsonl")
