@@ -41,6 +41,14 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
         ("data.name=cifar", "data.name: unknown dataset 'cifar'; allowed:"),
         ("train.tasks=['main', 'other']", "train.tasks: ['other'] are not tasks"),
         ("bogus=1", "unknown key 'bogus'; allowed: name, out_dir, data"),
+        ("train.tasks=['main', 'main']", "train.tasks: ['main', 'main'] lists a task twice"),
+        ("alphavil.rho=nan", "alphavil.rho: must be a finite number, got nan"),
+        ("diw.lr=inf", "diw.lr: must be a finite number, got inf"),
+        ("train.device=foo", "train.device: 'foo' is not a device"),
+        ("alphavil.optimizer={name='LBFGS', lr=0.1}", "alphavil.optimizer.name: LBFGS is not"),
+        ("train.optimizer={name='Adam', lr=0.1, betas=[0.9]}", "train.optimizer: Adam("),
+        ("train.optimizer={name='SGD', lr=0.1, differentiable=true}", "must be false"),
+        ("train.method=ls", "mt2o.n_models:"),
     ],
 )
 def test_bad_config_exits_2_with_one_line_message(
@@ -96,3 +104,51 @@ def test_run_writes_a_complete_run_directory(
     # a finished run is not overwritten by accident
     assert main(["run", str(cfg), *TOY, f"out_dir='{tmp_path}'", "name=r1", "--quiet"]) == 2
     assert "already holds a finished run" in capsys.readouterr().err
+
+
+def test_population_config_checks_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[data]\nname = "toy"\n')
+    for override, needle in [
+        ("train.tasks=['main']", "a Pareto front needs at least 2 tasks"),
+        ("mt2o.ref_point=[1.0, 2.0, 3.0]", "mt2o.ref_point has 3 values"),
+        ("mt2o.ideal=[0, 0, 0]", "mt2o.ideal has 3 values"),
+    ]:
+        two = [] if "tasks" in override else ["train.tasks=['main', 'noise']"]
+        code, err = _run(capsys, "run", str(cfg), "train.method=mt2o", *two, override)
+        assert code == 2 and needle in err and len(err.splitlines()) == 1, err
+    # integers are accepted where floats are expected
+    ok = load_config(
+        str(cfg), ["train.method=mt2o", "train.tasks=['main', 'noise']", "mt2o.ref_point=[2, 2]"]
+    )
+    assert ok.extra["mt2o"].ref_point == [2.0, 2.0]
+
+
+def test_run_refuses_to_delete_a_folder_that_is_not_a_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("x")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("")
+    code, err = _run(capsys, "run", str(cfg), *TOY, "--run-dir", str(precious), "--quiet")
+    assert code == 2 and "is not a run directory" in err
+    assert (precious / "thesis.tex").read_text() == "x"
+
+
+def test_report_and_sweep_flag_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, err = _run(capsys, "report", str(tmp_path / "missing"))
+    assert code == 2 and "no completed runs" in err
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("")
+    base = ["sweep", str(cfg), *TOY, f"out_dir='{tmp_path}'"]
+    for flags, needle in [
+        (["--workers", "-1"], "--workers must be >= 0"),
+        (["--seeds", "3-1"], "--seeds '3-1'"),
+        (["--methods", "single,single"], "sweep.methods: ['single', 'single']"),
+    ]:
+        code, err = _run(capsys, *base, *flags)
+        assert code == 2 and needle in err, err

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import math
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -162,11 +163,19 @@ def _check_value(path: str, f: dataclasses.Field[Any], tp: Any, value: Any) -> A
     elif tp is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
+        if ok and not math.isfinite(value):
+            raise ConfigError(f"{path}: must be a finite number, got {value}")
     elif tp is str:
         ok = isinstance(value, str)
     elif origin is list:
         (item,) = typing.get_args(tp)
+        if item is float and isinstance(value, list):  # TOML [2, 2] means floats here
+            value = [
+                float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value
+            ]
         ok = isinstance(value, list) and all(isinstance(v, item) for v in value)
+        if ok and item is float and not all(math.isfinite(v) for v in value):
+            raise ConfigError(f"{path}: must hold finite numbers, got {value}")
     elif origin is dict:
         ok = isinstance(value, dict)
     else:  # Any or unions: accept
@@ -216,6 +225,13 @@ def check_optimizer(path: str, spec: Any) -> dict[str, Any]:
         raise ConfigError(
             f"{path}.name: {name!r} is not a torch.optim optimizer; allowed: {', '.join(allowed)}"
         )
+    if name in ("LBFGS", "SparseAdam"):
+        raise ConfigError(
+            f"{path}.name: {name} is not supported (LBFGS needs a closure, "
+            "SparseAdam sparse gradients); use e.g. SGD, Adam, AdamW"
+        )
+    if spec.get("differentiable"):
+        raise ConfigError(f"{path}.differentiable: must be false here")
     params = [p for p in inspect.signature(cls).parameters if p != "params"]
     kwargs = {k: v for k, v in spec.items() if k != "name"}
     for key in kwargs:
@@ -225,7 +241,7 @@ def check_optimizer(path: str, spec: Any) -> dict[str, Any]:
             )
     try:
         cls([torch.zeros(1, requires_grad=True)], **kwargs)
-    except (TypeError, ValueError) as err:
+    except Exception as err:  # any construction failure is a config error
         raise ConfigError(f"{path}: {name}({kwargs}) is invalid: {err}") from None
     return spec
 
@@ -311,13 +327,35 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
     unknown = [t for t in cfg.train.tasks if t not in tasks]
     if unknown:
         raise ConfigError(f"train.tasks: {unknown} are not tasks; tasks: {', '.join(tasks)}")
+    if len(set(cfg.train.tasks)) != len(cfg.train.tasks):
+        raise ConfigError(f"train.tasks: {cfg.train.tasks} lists a task twice")
     if cfg.train.tasks:
         tasks = list(cfg.train.tasks)
+    _check_device(cfg.train.device)
+    if method in POPULATION_METHODS:
+        module = importlib.import_module(POPULATION_METHODS[method])
+        try:
+            module.check_population(cfg.extra["mt2o"], tasks, cfg.train.optimizer)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
     if method in TARGET_METHODS and method != "multitask" and cfg.train.target not in tasks:
         raise ConfigError(
             f"train.target: {cfg.train.target!r} is not a task; tasks: {', '.join(tasks)}"
         )
     return cfg
+
+
+def _check_device(name: str) -> None:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(
+            f"train.device: {name!r} is not a device; e.g. cpu, cuda, cuda:1, mps"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"train.device: {name!r} but this torch build or machine has no CUDA; use cpu"
+        )
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:

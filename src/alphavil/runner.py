@@ -52,6 +52,12 @@ def execute(
             f"{path} already holds a finished run; pass --overwrite or choose another name"
         )
     if path.exists():
+        looks_like_run = any((path / f).exists() for f in ("config.json", "metrics.jsonl"))
+        if not looks_like_run and any(path.iterdir()):
+            raise RunExistsError(
+                f"{path} exists and is not a run directory; refusing to "
+                "overwrite it, choose another --run-dir or name"
+            )
         shutil.rmtree(path)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)

@@ -52,6 +52,10 @@ def plan(config: str | None, overrides: list[str], sweep: SweepConfig) -> list[J
     tasks = [t.name for t in get_dataset(base.data_name).tasks(base.data)]
     tasks = list(base.train.tasks) or tasks
     allowed = (*TARGET_METHODS, *POPULATION_METHODS)
+    for key in ("methods", "targets", "seeds"):
+        values = getattr(sweep, key)
+        if len(set(values)) != len(values):
+            raise ConfigError(f"sweep.{key}: {values} lists a value twice")
     for m in sweep.methods:
         if m not in allowed:
             raise ConfigError(f"sweep.methods: {m!r} is not one of {', '.join(allowed)}")
@@ -174,6 +178,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.seeds:
         sweep.seeds = parse_seeds(args.seeds)
     if args.workers is not None:
+        if args.workers < 0:
+            raise ConfigError(f"--workers must be >= 0 (0 = in this process), got {args.workers}")
         sweep.workers = args.workers
     results = run_sweep(args.config, args.overrides, sweep)
     from alphavil.report import collect_runs, format_table
@@ -187,6 +193,8 @@ def parse_seeds(text: str) -> list[int]:
     try:
         if "-" in text:
             lo, hi = text.split("-")
+            if int(lo) > int(hi):
+                raise ValueError
             return list(range(int(lo), int(hi) + 1))
         return [int(s) for s in text.split(",")]
     except ValueError:
@@ -197,8 +205,10 @@ def parse_seeds(text: str) -> list[int]:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """``alphavil report``."""
-    from alphavil.report import write_report
+    from alphavil.report import collect_runs, write_report
 
+    if not collect_runs(Path(args.runs)):
+        raise ConfigError(f"{args.runs}: no completed runs (folders with summary.json) found")
     paths = write_report(Path(args.runs), Path(args.out) if args.out else None)
     for p in paths:
         print(p)

@@ -159,7 +159,7 @@ class Trainer:
 
     def _target_accuracy(self) -> float:
         score = self.evaluate("dev", [self.target])[self.target]
-        return score.accuracy if score.accuracy is not None else -(score.loss or math.inf)
+        return _selection_score(score)
 
     def _task_optimizer(self, task: str, policy: str) -> torch.optim.Optimizer:
         """The model optimiser for ``task``'s updates.
@@ -376,7 +376,7 @@ class Trainer:
     def _bookkeep(self, epoch: int, dev: dict[str, TaskScore], test: dict[str, TaskScore]) -> None:
         """Keep each task's best snapshot by dev accuracy (dev loss for regression)."""
         for t, score in dev.items():
-            key = score.accuracy if score.accuracy is not None else -(score.loss or math.inf)
+            key = _selection_score(score)
             if t in self.best and key <= self.best[t]["selection_score"]:
                 continue
             self.best[t] = {
@@ -400,6 +400,13 @@ class Trainer:
             if self.run and test[t].probs is not None:
                 probs = test[t].probs
                 self.run.save_array(f"test_probs_{t}.npy", probs)
+
+
+def _selection_score(score: TaskScore) -> float:
+    """Higher is better: accuracy, or minus the loss for regression (a loss of 0 is the best)."""
+    if score.accuracy is not None:
+        return score.accuracy
+    return -score.loss if score.loss is not None else -math.inf
 
 
 def _epoch_line(record: dict[str, Any]) -> str:

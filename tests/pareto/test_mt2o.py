@@ -199,3 +199,23 @@ def test_alphavil_run_dispatches_to_the_population_trainer(tmp_path: Path) -> No
     assert json.loads((run_dir / "config.json").read_text())["mt2o"]["beta"] == 0.1
     assert json.loads((run_dir / "summary.json").read_text())["hv_curve"] == summary["hv_curve"]
     assert len(summary["hv_curve"]) == 5
+
+
+def test_tchebycheff_smoothing_reaches_the_training_step(tmp_path: Path) -> None:
+    finals = []
+    for smooth in (0.0, 1.0):
+        mc = MT2OConfig(n_models=3, scalarization="tchebycheff", smooth=smooth, ref_point=[5.0])
+        out = tmp_path / f"s{smooth}"
+        train_population(
+            tiny_data(),
+            tiny_model,
+            mc,
+            method="ls",
+            epochs=1,
+            batch_size=16,
+            optimizer=SGD,
+            seed=3,
+            run=RunWriter(out),
+        )
+        finals.append(load_checkpoint(out / "population.pt")["population"]["params"])
+    assert not torch.allclose(finals[0]["encoder.0.weight"], finals[1]["encoder.0.weight"])

@@ -160,7 +160,7 @@ def read_file(path: str | Path, task: str, *, labelled: bool = True) -> list[Exa
 
 
 def _label(path: Path, line: int, fmt: TaskFormat, value: Any, labelled: bool) -> int:
-    if not labelled and value == HIDDEN and not isinstance(value, bool):
+    if not labelled and value in (HIDDEN, str(HIDDEN)) and not isinstance(value, bool):
         return HIDDEN  # hub exports write hidden test labels as -1
     if isinstance(value, bool) or value not in fmt.labels:
         allowed = ", ".join(repr(v) for v in fmt.labels)

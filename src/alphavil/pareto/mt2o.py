@@ -82,6 +82,27 @@ class MT2OConfig:
             raise ConfigError(f"mt2o.ref_point must be finite numbers, got {self.ref_point}")
 
 
+def check_population(mc: MT2OConfig, names: Sequence[str], optimizer: dict[str, Any]) -> None:
+    """Raise ``ValueError`` (one line) if the population settings cannot run on these tasks."""
+    if len(names) < 2:
+        raise ValueError(f"train.tasks: a Pareto front needs at least 2 tasks, got {list(names)}")
+    check_elementwise(str(optimizer.get("name")))
+    try:
+        preference_vectors(len(names), mc.n_models)
+    except ValueError as err:
+        raise ValueError(f"mt2o.n_models: {err}") from None
+    if len(mc.ref_point) not in (1, len(names)):
+        raise ValueError(
+            f"mt2o.ref_point has {len(mc.ref_point)} values; give 1 or one per "
+            f"task ({len(names)}: {list(names)})"
+        )
+    if mc.ideal and len(mc.ideal) != len(names):
+        raise ValueError(
+            f"mt2o.ideal has {len(mc.ideal)} values; give one per task "
+            f"({len(names)}: {list(names)}) or none"
+        )
+
+
 def epochs_to_fraction(
     hv: Sequence[float], fraction: float = 0.95, target: float | None = None
 ) -> int | None:
@@ -134,17 +155,12 @@ def train_population(
     if method not in METHODS:
         raise ValueError(f"unknown population method {method!r}; allowed: {', '.join(METHODS)}")
     opt_spec = dict(optimizer or {"name": "SGD", "lr": 0.05, "momentum": 0.9})
-    check_elementwise(opt_spec["name"])
     names = list(tasks) or [t.name for t in data.tasks]
     data.check_tasks(names)
+    check_population(mc, names, opt_spec)
     task_list = [data.task_map[n] for n in names]
     prefs = preference_vectors(len(names), mc.n_models)  # (K, m) float64
     k = prefs.shape[0]
-    if len(mc.ref_point) not in (1, len(names)):
-        raise ValueError(
-            f"mt2o.ref_point has {len(mc.ref_point)} values; give 1 or one per "
-            f"task ({len(names)}: {names})"
-        )
     ref = np.broadcast_to(np.asarray(mc.ref_point, dtype=float), (len(names),)).copy()
     dev = torch.device(device)
     torch.manual_seed(seed)
@@ -227,6 +243,7 @@ def train_population(
                         prefs_dev,
                         scalarization=mc.scalarization,
                         ideal=ideal,
+                        smooth=mc.smooth,
                         mixing=mixing,
                         mix_buffers=mc.mix_buffers,
                     )

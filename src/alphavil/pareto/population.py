@@ -225,6 +225,7 @@ def mtgd_step(
     *,
     scalarization: str = "linear",
     ideal: Tensor | None = None,
+    smooth: float = 0.0,
     mixing: Tensor | None = None,
     mix_buffers: bool = True,
 ) -> Tensor:
@@ -237,7 +238,7 @@ def mtgd_step(
     """
     optimizer.zero_grad(set_to_none=True)
     losses = pop.losses(inputs, targets)  # (K, m)
-    scalarize(losses, prefs, scalarization, ideal=ideal).sum().backward()
+    scalarize(losses, prefs, scalarization, ideal=ideal, smooth=smooth).sum().backward()
     if mixing is not None:
         pop.mix_(mixing, buffers=mix_buffers)
     optimizer.step()
