@@ -20,7 +20,3 @@ def toy_config(tmp_path: Path, *overrides: str) -> RunConfig:
     """A toy-problem config writing runs under ``tmp_path``."""
     return load_config(None, [*TOY, f"out_dir={str(tmp_path)!r}", *overrides])
 
-
-def write_toml(path: Path, body: str) -> Path:
-    path.write_text(body)
-    return path
