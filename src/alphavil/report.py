@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from alphavil.runs import atomic_write, read_json, read_jsonl
+from alphavil.runs import atomic_write, read_json
 
 METHOD_ORDER = ("single", "multitask", "diw", "alphavil")
 LABELS = {"single": "Singletask", "multitask": "Multitask", "diw": "DIW", "alphavil": "αVIL"}
@@ -232,8 +232,3 @@ def write_report(root: Path, out: Path | None = None) -> list[Path]:
             paths.append(p)
         paths.append(dev_curve_figure(runs, target, out / f"dev_curves_{target}.png"))
     return paths
-
-
-def epoch_series(run: dict[str, Any], key: str) -> list[dict[str, float]]:
-    """Per-epoch dicts (e.g. ``"alpha"`` or ``"weights"``) from a run's metrics.jsonl."""
-    return [rec[key] for rec in read_jsonl(run["path"] / "metrics.jsonl") if key in rec]

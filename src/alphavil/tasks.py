@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -55,11 +54,6 @@ class Task:
         return (outputs.argmax(dim=-1) == targets).sum()
 
 
-def task_names(tasks: tuple[Task, ...] | list[Task]) -> list[str]:
-    """Names of ``tasks`` in order."""
-    return [t.name for t in tasks]
-
-
 def mean_loss(
     tasks: dict[str, Task],
     outputs: dict[str, Tensor],
@@ -80,8 +74,3 @@ def mean_loss(
     if total is None:
         raise ValueError(f"no task of {sorted(targets)} has a non-zero loss scale in {scales}")
     return total
-
-
-def as_long(x: Tensor) -> Tensor:
-    """Labels as int64."""
-    return x.to(torch.long)

@@ -8,7 +8,6 @@ import importlib
 import logging
 import os
 import pickle
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from alphavil.data.idx import IdxFormatError, read_idx
+from alphavil.runs import atomic_write
 
 logger = logging.getLogger("alphavil")
 
@@ -64,16 +64,9 @@ def default_cache_dir() -> Path:
 
 def save_npz_atomic(path: Path, *, compressed: bool = True, **arrays: np.ndarray) -> None:
     """Write arrays to ``path`` as ``.npz`` via a temp file in the same dir and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     kwargs: dict[str, Any] = arrays
-    try:
-        with open(tmp, "xb") as f:  # not mkstemp: keep the umask's file mode
-            (np.savez_compressed if compressed else np.savez)(f, **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    save = np.savez_compressed if compressed else np.savez
+    atomic_write(path, lambda f: save(f, **kwargs))
 
 
 def _validate(s: ImageSplits, counts: Counts) -> ImageSplits:

@@ -114,7 +114,7 @@ def plot_hv(runs: list[dict[str, Any]], path: str | Path) -> None:
     ref = runs[0]["summary"]["ref_point"]
     fig.suptitle(f"Hypervolume of the K test-loss vectors (ref {ref})", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=90))
     plt.close(fig)
 
 
@@ -172,7 +172,7 @@ def plot_front(runs: list[dict[str, Any]], path: str | Path, metric: str = "loss
     if drawn:
         ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(path, dpi=90)
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=90))
     plt.close(fig)
     return drawn
 
