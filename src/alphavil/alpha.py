@@ -13,7 +13,8 @@ chunks of any size without keeping their graphs (memory O(chunk), result exact).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,19 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from alphavil.deltas import mix
+from alphavil.task_weights import update_weights
 from alphavil.tasks import Task
+
+__all__ = [
+    "AlphaFit",
+    "autograd_value_and_grad",
+    "evaluation_mode",
+    "fit_alpha",
+    "target_loss",
+    "target_loss_and_grad",
+    "target_loss_value",
+    "update_weights",
+]
 
 ValueAndGrad = Callable[[Tensor], tuple[Tensor, Tensor]]
 OptimizerFactory = Callable[[list[Tensor]], torch.optim.Optimizer]
@@ -35,10 +48,26 @@ def default_alpha_optimizer(params: list[Tensor]) -> torch.optim.Optimizer:
 
 @dataclass
 class AlphaFit:
-    """Result of :func:`fit_alpha`: final α ``(T,)`` and the objective before each step."""
+    """Result of an α fit: final α ``(T,)`` and what it cost.
+
+    Attributes:
+        alphas: The fitted α.
+        losses: The objective at every α the solver evaluated with a gradient, in order (for
+            :func:`fit_alpha`: before each step).
+        passes: Dev passes with a backward pass (one per objective-and-gradient evaluation).
+        forward_passes: Dev passes without a backward pass (objective only).
+        start: The α the solver started from (``None``: ``init`` of :func:`fit_alpha`).
+        start_loss: The objective at ``start`` (``None`` when not evaluated).
+        final_loss: The objective at ``alphas`` (``None`` when not evaluated).
+    """
 
     alphas: Tensor
     losses: list[float] = field(default_factory=list)
+    passes: int = 0
+    forward_passes: int = 0
+    start: Tensor | None = None
+    start_loss: float | None = None
+    final_loss: float | None = None
 
 
 def fit_alpha(
@@ -72,12 +101,14 @@ def fit_alpha(
         alphas.grad = grad.to(alphas.dtype)
         opt.step()
         losses.append(float(loss))
-    return AlphaFit(alphas.detach().clone(), losses)
-
-
-def update_weights(weights: Tensor, alphas: Tensor, *, floor: float = 1e-6) -> Tensor:
-    """w_t ← max(w_t + (α_t − 1), floor) (line 11; clamp to [1e-6, ∞) as in §4.1, footnote 1)."""
-    return (weights + (alphas - 1.0)).clamp_min(floor)
+    start = torch.full((n_tasks,), float(init), dtype=dtype)
+    return AlphaFit(
+        alphas.detach().clone(),
+        losses,
+        passes=steps,
+        start=start,
+        start_loss=losses[0] if losses else None,
+    )
 
 
 def autograd_value_and_grad(objective: Callable[[Tensor], Tensor]) -> ValueAndGrad:
@@ -117,14 +148,65 @@ def target_loss(
     return objective
 
 
+@contextmanager
+def evaluation_mode(model: nn.Module, enabled: bool = True) -> Iterator[None]:
+    """Put every submodule of ``model`` in eval mode (dropout off, batch-norm statistics frozen)
+    for the duration, then give each submodule back the mode it had."""
+    if not enabled:
+        yield
+        return
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def target_loss_value(
+    model: nn.Module,
+    theta: Mapping[str, Tensor],
+    deltas: Mapping[str, Tensor],
+    batches: Iterable[Any] | Callable[[], Iterable[Any]],
+    task: Task,
+    *,
+    eval_mode: bool = True,
+) -> Callable[[Tensor], float]:
+    """α -> mean dev loss of ``task`` at θ + Σ α δ: one forward pass over the dev chunks, no graph.
+
+    Same arguments as :func:`target_loss_and_grad`; used to compare starting points and for the
+    grid diagnostic.
+    """
+
+    @torch.no_grad()
+    def value(alphas: Tensor) -> float:
+        point = mix(theta, deltas, alphas.detach())
+        chunks = list(batches() if callable(batches) else batches)
+        n = sum(len(y[task.name]) for _, y in chunks)
+        total = 0.0
+        with evaluation_mode(model, eval_mode):
+            for inputs, targets in chunks:
+                out = functional_call(model, point, (inputs, [task.name]))
+                total += float(task.loss_sum(out[task.name], targets[task.name])) / n
+        return total
+
+    return value
+
+
 def target_loss_and_grad(
     model: nn.Module,
     theta: Mapping[str, Tensor],
     deltas: Mapping[str, Tensor],
     batches: Iterable[Any] | Callable[[], Iterable[Any]],
     task: Task,
+    *,
+    eval_mode: bool = True,
 ) -> ValueAndGrad:
     """α -> (mean dev loss of ``task`` at θ + Σ α δ, its gradient in α), chunk by chunk.
+
+    Only the target's head is run: other tasks' heads are not part of the objective, so their
+    entries of α get gradient only through the shared tensors.
 
     Args:
         model: The module whose structure is evaluated (its own tensors are not used or changed).
@@ -133,6 +215,9 @@ def target_loss_and_grad(
         batches: Dev batches ``(inputs, {task: targets})`` or a callable returning a fresh
             iterable of them (used for every α step).
         task: The target task t*.
+        eval_mode: Evaluate with every submodule in eval mode (dropout off, batch-norm running
+            statistics used and not updated) and restore each submodule's mode afterwards. With
+            ``False`` the module is evaluated in whatever mode it is in.
     """
 
     def value_and_grad(alphas: Tensor) -> tuple[Tensor, Tensor]:
@@ -142,11 +227,12 @@ def target_loss_and_grad(
         chunks = list(batches() if callable(batches) else batches)
         n = sum(len(y[task.name]) for _, y in chunks)
         total = 0.0
-        for inputs, targets in chunks:
-            out = functional_call(model, point, (inputs, [task.name]))
-            loss = task.loss_sum(out[task.name], targets[task.name]) / n
-            loss.backward()
-            total += float(loss.detach())
+        with evaluation_mode(model, eval_mode):
+            for inputs, targets in chunks:
+                out = functional_call(model, point, (inputs, [task.name]))
+                loss = task.loss_sum(out[task.name], targets[task.name]) / n
+                loss.backward()
+                total += float(loss.detach())
         grad = torch.zeros(alphas.shape[0], dtype=torch.float64)
         with torch.no_grad():
             for k, d in deltas.items():

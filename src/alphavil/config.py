@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from alphavil.datasets import dataset_names, get_dataset
+from alphavil.task_weights import WEIGHT_RULES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -89,6 +90,22 @@ class AlphaVILConfig:
     # Model optimiser state for the task updates: one persistent optimiser per task, or a fresh
     # one for every update. The paper is silent; see alphavil.training.
     task_optimizer: str = choice("per_task", "per_task", "fresh")
+    # Line 9: "sgd" = `steps` steps of `optimizer` (the paper); "lbfgs" = solve for the argmin
+    # (alphavil.alpha_exact), stopping on `solver_tol` or after `solver_passes` dev passes.
+    alpha_solver: str = choice("sgd", "sgd", "lbfgs")
+    solver_tol: float = bounded(1e-6, 0.0)
+    solver_passes: int = bounded(30, 1)
+    # α's starting point: "sum" = 1 (θ + Σ δ_t), "mean" = 1/T (the average update).
+    alpha_start: str = choice("sum", "sum", "mean")
+    # Line 11: "additive" = w_t + α_t − 1 (the paper); "relative" = w_t + α_t/α_target − 1 with
+    # the target's weight fixed and auxiliary weights capped at weight_cap × the target's
+    # (alphavil.task_weights).
+    weight_rule: str = choice("additive", *WEIGHT_RULES)
+    weight_cap: float = bounded(1.0, 0.0, lo_open=True)
+    # Diagnostic, off by default: for T <= 3, also evaluate the α objective on a grid of
+    # grid_points^T points over grid_range and log the gap of the fit to the grid's best.
+    grid_points: int = bounded(0, 0)
+    grid_range: list[float] = field(default_factory=lambda: [-0.5, 1.5])
 
 
 @dataclass
@@ -332,6 +349,7 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
     if cfg.train.tasks:
         tasks = list(cfg.train.tasks)
     _check_device(cfg.train.device)
+    _check_alphavil(cfg.alphavil, tasks)
     if method in POPULATION_METHODS:
         module = importlib.import_module(POPULATION_METHODS[method])
         try:
@@ -343,6 +361,19 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
             f"train.target: {cfg.train.target!r} is not a task; tasks: {', '.join(tasks)}"
         )
     return cfg
+
+
+def _check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
+    lo_hi = av.grid_range
+    if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:
+        raise ConfigError(f"alphavil.grid_range: expected [lo, hi] with lo < hi, got {lo_hi}")
+    if av.grid_points == 1:
+        raise ConfigError("alphavil.grid_points: must be 0 (off) or >= 2, got 1")
+    if av.grid_points and len(tasks) > 3:
+        raise ConfigError(
+            f"alphavil.grid_points: the grid diagnostic is for <= 3 tasks, got {len(tasks)}; "
+            "set it to 0 or restrict train.tasks"
+        )
 
 
 def _check_device(name: str) -> None:

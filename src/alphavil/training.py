@@ -23,12 +23,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from alphavil.alpha import fit_alpha, target_loss_and_grad, update_weights
+from alphavil.alpha import fit_alpha, target_loss_and_grad, target_loss_value
+from alphavil.alpha_exact import grid_check, solve_alpha, start_candidates
 from alphavil.config import RunConfig, build_optimizer
 from alphavil.data.batching import Batch, MultiTaskData, move_to
 from alphavil.deltas import delta, mix, norms, restore, snapshot, stack_deltas
 from alphavil.progress import Progress
 from alphavil.runs import RunWriter
+from alphavil.task_weights import all_at_floor, update_weights, update_weights_relative
 from alphavil.tasks import Task, mean_loss
 
 
@@ -198,9 +200,10 @@ class Trainer:
         """Algorithm 1, one epoch.
 
         Lines 3-6: from the same θ, each task t trains on a ρ-sample of its data with loss
-        (w_t / Σw)·L_t, giving δ_t = θ_t − θ. Lines 8-9: s optimiser steps on α (from 1) minimise
-        the target's dev loss at θ + Σ α_t δ_t. Line 10: that point is written back. Line 11:
-        w_t ← max(w_t + α_t − 1, floor).
+        (w_t / Σw)·L_t, giving δ_t = θ_t − θ. Lines 8-9: α minimises the target's dev loss at
+        θ + Σ α_t δ_t, by ``steps`` optimiser steps from α = 1 (``alpha_solver = "sgd"``, the
+        paper) or solved for (``"lbfgs"``, :mod:`alphavil.alpha_exact`). Line 10: that point is
+        written back. Line 11: the task weights move (:mod:`alphavil.task_weights`).
         """
         av = self.cfg.alphavil
         theta = snapshot(self.model)
@@ -229,30 +232,72 @@ class Trainer:
             )
         ]
         self.model.eval()  # α is fitted on the deterministic (eval-mode) network
+        task = self.task_map[self.target]
+        value_and_grad = target_loss_and_grad(self.model, theta, deltas, dev, task)
+        value = target_loss_value(self.model, theta, deltas, dev, task)
+        n, target = len(self.tasks), self.tasks.index(self.target)
+        init = 1.0 if av.alpha_start == "sum" else 1.0 / n
         if self.progress:
-            self.progress.phase(f"alpha ({av.steps} steps)", force=True)
-        fit = fit_alpha(
-            target_loss_and_grad(self.model, theta, deltas, dev, self.task_map[self.target]),
-            len(self.tasks),
-            steps=av.steps,
-            optimizer=lambda p: build_optimizer(av.optimizer, p),
-        )
+            what = f"{av.steps} steps" if av.alpha_solver == "sgd" else "solve"
+            self.progress.phase(f"alpha ({what})", force=True)
+        if av.alpha_solver == "sgd":
+            fit = fit_alpha(
+                value_and_grad,
+                n,
+                steps=av.steps,
+                optimizer=lambda p: build_optimizer(av.optimizer, p),
+                init=init,
+            )
+            fit.final_loss = value(fit.alphas)  # one forward pass: what the steps achieved
+            fit.forward_passes += 1
+        else:
+            fit = solve_alpha(
+                value_and_grad,
+                start_candidates(n, target, init),
+                value=value,
+                tol=av.solver_tol,
+                max_passes=av.solver_passes,
+            )
         if not torch.isfinite(fit.alphas).all() or not all(map(math.isfinite, fit.losses)):
             raise NonFiniteLossError(
                 f"alpha fit diverged (alpha {fit.alphas.tolist()}, dev losses {fit.losses}); "
                 f"lower alphavil.optimizer.lr (= {av.optimizer.get('lr')})"
             )
+        info: dict[str, Any] = {}
+        if av.grid_points:
+            grid_alpha, grid_loss = grid_check(value, n, av.grid_points, *av.grid_range)
+            info["alpha_grid"] = {
+                "points": av.grid_points,
+                "best_alpha": dict(zip(self.tasks, grid_alpha.tolist(), strict=True)),
+                "best_loss": grid_loss,
+                "gap": float(fit.final_loss) - grid_loss if fit.final_loss is not None else None,
+            }
         restore(self.model, mix(theta, deltas, fit.alphas))
-        w = update_weights(
-            torch.tensor([self.weights[t] for t in self.tasks], dtype=torch.float64),
-            fit.alphas.double(),
-            floor=av.weight_floor,
-        )
+        old = torch.tensor([self.weights[t] for t in self.tasks], dtype=torch.float64)
+        alphas = fit.alphas.double()
+        if av.weight_rule == "additive":
+            w = update_weights(old, alphas, floor=av.weight_floor)
+        else:
+            w = update_weights_relative(
+                old, alphas, target, floor=av.weight_floor, cap=av.weight_cap
+            )
         self.weights = dict(zip(self.tasks, w.tolist(), strict=True))
+        if n > 1 and all_at_floor(w, av.weight_floor):
+            info["warnings"] = [
+                f"every task weight is at the floor {av.weight_floor:g}: normalised they are "
+                "equal, i.e. equal weighting (consider alphavil.weight_rule = 'relative')"
+            ]
+        fit_info: dict[str, Any] = {"passes": fit.passes, "forward_passes": fit.forward_passes}
+        if fit.start is not None:
+            fit_info["start"] = fit.start.tolist()
+        fit_info["objective_start"] = fit.start_loss
+        fit_info["objective_end"] = fit.final_loss
         return {
             "task_train_loss": task_losses,
             "alpha": dict(zip(self.tasks, fit.alphas.tolist(), strict=True)),
             "alpha_dev_loss": fit.losses,
+            "alpha_fit": fit_info,
+            **info,
             "delta_norm": dict(zip(self.tasks, norms(deltas).tolist(), strict=True)),
             "seconds_deltas": t1 - t0,
             "seconds_alpha": time.perf_counter() - t1,
@@ -418,4 +463,6 @@ def _epoch_line(record: dict[str, Any]) -> str:
         extra = " alpha " + " ".join(f"{v:.3f}" for v in record["alpha"].values())
     if len(record["weights"]) > 1:
         extra += " w " + " ".join(f"{v:.3f}" for v in record["weights"].values())
+    for warning in record.get("warnings", []):
+        extra += f" WARNING: {warning}"
     return f"dev acc {dev}{extra} ({record['seconds']:.1f}s)"

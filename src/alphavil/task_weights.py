@@ -1,0 +1,62 @@
+"""Task-weight rules: how α moves the task weights (Algorithm 1, line 11, and a guarded variant).
+
+α carries two things at once: an overall step scale (how far to move along the task updates) and a
+relative mix (how much of each task's update to take *compared with the target's*). The paper's
+additive rule reads both as importance, so an α fit that merely shrinks the target's own step
+(α < 1 everywhere) lowers every weight, the target's included, until all sit at the floor and the
+normalised weights are equal again. The relative rule reads only the mix.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+WEIGHT_RULES = ("additive", "relative")
+
+
+def update_weights(weights: Tensor, alphas: Tensor, *, floor: float = 1e-6) -> Tensor:
+    """w_t ← max(w_t + (α_t − 1), floor) (line 11; clamp to [1e-6, ∞) as in §4.1, footnote 1)."""
+    return (weights + (alphas - 1.0)).clamp_min(floor)
+
+
+def update_weights_relative(
+    weights: Tensor,
+    alphas: Tensor,
+    target: int,
+    *,
+    floor: float = 1e-6,
+    cap: float = 1.0,
+    min_scale: float = 1e-3,
+) -> Tensor:
+    """Line 11 on α relative to the target's: w_t ← clip(w_t + α_t / α_t* − 1, floor, cap · w_t*).
+
+    The target's weight never changes (its ratio is 1), so it cannot be drained, and no auxiliary
+    weight exceeds ``cap`` times it (``cap = 1``: the target is never outweighed). α_t* is the step
+    scale the fit chose and is divided out; when it is below ``min_scale`` (the fit rejected the
+    target's own update, so the ratios carry no mix information) the weights stay as they are.
+
+    Args:
+        weights: Current task weights ``(T,)``.
+        alphas: Fitted α ``(T,)``.
+        target: Index of the target task in ``weights``.
+        floor: Lower clamp of the auxiliary weights.
+        cap: Upper clamp of the auxiliary weights, as a multiple of the target's weight.
+        min_scale: Smallest α_t* for which the ratios are used.
+    """
+    if weights.shape != alphas.shape or weights.dim() != 1:
+        raise ValueError(f"weights {tuple(weights.shape)} and alphas {tuple(alphas.shape)} differ")
+    if not 0 <= target < weights.shape[0]:
+        raise ValueError(f"target index {target} is out of range for {weights.shape[0]} tasks")
+    scale = float(alphas[target])
+    if scale < min_scale:
+        return weights.clone()
+    w_target = weights[target]
+    new = (weights + alphas / scale - 1.0).clamp(min=floor, max=float(cap * w_target))
+    new[target] = w_target
+    return new
+
+
+def all_at_floor(weights: Tensor, floor: float) -> bool:
+    """Whether every weight sits at the floor (normalised, that is equal weighting in disguise)."""
+    return bool(torch.all(weights <= floor * (1 + 1e-9)))
