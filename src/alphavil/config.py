@@ -138,10 +138,11 @@ class RunConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     name: str = ""
     out_dir: str = "runs"
+    label: str = ""  # what reports call this configuration (default: the method's name)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain data (what ``config.json`` holds)."""
-        out: dict[str, Any] = {"name": self.name, "out_dir": self.out_dir}
+        out: dict[str, Any] = {"name": self.name, "out_dir": self.out_dir, "label": self.label}
         out["data"] = {"name": self.data_name, **dataclasses.asdict(self.data)}
         for key in ("train", "alphavil", "diw"):
             out[key] = dataclasses.asdict(getattr(self, key))
@@ -322,14 +323,14 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
     object.__setattr__(data, "_name", str(data_name))
     kwargs: dict[str, Any] = {"data": data, "extra": {}}
     for key, value in raw.items():
-        if key in ("name", "out_dir"):
+        if key in ("name", "out_dir", "label"):
             if not isinstance(value, str):
                 raise ConfigError(f"{key}: expected str, got {type(value).__name__} {value!r}")
             kwargs[key] = value
             continue
         cls = _section_class(key)
         if cls is None:
-            allowed = ["name", "out_dir", "data", *SECTIONS, *_LAZY_SECTIONS]
+            allowed = ["name", "out_dir", "label", "data", *SECTIONS, *_LAZY_SECTIONS]
             raise ConfigError(f"unknown key '{key}'; allowed: {', '.join(dict.fromkeys(allowed))}")
         section = build_section(cls, value, key)
         if key in ("train", "alphavil", "diw"):

@@ -20,7 +20,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from alphavil.config import POPULATION_METHODS, TARGET_METHODS, ConfigError, bounded
+from alphavil.config import POPULATION_METHODS, TARGET_METHODS, ConfigError, bounded, choice
 from alphavil.config import load_config as _load
 from alphavil.runs import read_json, write_json
 
@@ -34,6 +34,13 @@ class SweepConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     workers: int = bounded(2, 0)  # parallel processes; 0 runs in this process
     threads: int = bounded(1, 1)  # torch threads per worker
+    # Named configurations instead of bare methods: name -> overrides, e.g.
+    # {"single-lr0.025" = ["train.method=single", "train.optimizer.lr=0.025"]}. Each run is
+    # labelled with its variant's name (the report groups by label). Empty: one per method.
+    variants: dict[str, list[str]] = field(default_factory=dict)
+    # Job order: "method" runs each method's seeds together; "seed" runs every method of a
+    # seed before the next seed, so an interrupted sweep leaves complete paired seeds.
+    order: str = choice("method", "method", "seed")
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,26 @@ class Job:
     overrides: tuple[str, ...]
 
 
+def _variants(sweep: SweepConfig) -> dict[str, list[str]]:
+    """The sweep's named configurations: its ``variants`` or one per method."""
+    allowed = (*TARGET_METHODS, *POPULATION_METHODS)
+    if sweep.variants:
+        for name, ov in sweep.variants.items():
+            if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+                raise ConfigError(
+                    f"sweep.variants: name {name!r} must be letters, digits, '-', '_' or '.'"
+                )
+            if not isinstance(ov, list) or not all(isinstance(o, str) for o in ov):
+                raise ConfigError(
+                    f"sweep.variants.{name}: expected a list of key=value strings, got {ov!r}"
+                )
+        return {name: list(ov) for name, ov in sweep.variants.items()}
+    for m in sweep.methods:
+        if m not in allowed:
+            raise ConfigError(f"sweep.methods: {m!r} is not one of {', '.join(allowed)}")
+    return {m: [f"train.method={m}"] for m in sweep.methods}
+
+
 def plan(config: str | None, overrides: list[str], sweep: SweepConfig) -> list[Job]:
     """The runs of the grid, validated (unknown methods/targets raise :class:`ConfigError`)."""
     from alphavil.datasets import get_dataset
@@ -51,35 +78,37 @@ def plan(config: str | None, overrides: list[str], sweep: SweepConfig) -> list[J
     base = _load(config, overrides)
     tasks = [t.name for t in get_dataset(base.data_name).tasks(base.data)]
     tasks = list(base.train.tasks) or tasks
-    allowed = (*TARGET_METHODS, *POPULATION_METHODS)
     for key in ("methods", "targets", "seeds"):
         values = getattr(sweep, key)
         if len(set(values)) != len(values):
             raise ConfigError(f"sweep.{key}: {values} lists a value twice")
-    for m in sweep.methods:
-        if m not in allowed:
-            raise ConfigError(f"sweep.methods: {m!r} is not one of {', '.join(allowed)}")
+    variants = _variants(sweep)
     targets = sweep.targets or tasks
     for t in targets:
         if t not in tasks:
             raise ConfigError(f"sweep.targets: {t!r} is not a task; tasks: {', '.join(tasks)}")
-    jobs = []
-    for method in sweep.methods:
+    jobs: list[tuple[int, int, Job]] = []
+    for v_index, (variant, v_overrides) in enumerate(variants.items()):
+        method = _load(config, [*overrides, *v_overrides]).train.method
         per_target = method not in ("multitask", *POPULATION_METHODS)
         for target in targets if per_target else [targets[0]]:
             for seed in sweep.seeds:
-                name = f"{method}-{target}-s{seed}" if per_target else f"{method}-s{seed}"
+                name = f"{variant}-{target}-s{seed}" if per_target else f"{variant}-s{seed}"
                 ov = (
                     *overrides,
-                    f"train.method={method}",
+                    *v_overrides,
                     f"train.target={target}",
                     f"train.seed={seed}",
                     f"train.threads={sweep.threads}",
                     f"name={name}",
                 )
+                if sweep.variants:
+                    ov = (*ov, f"label={variant}")
                 _load(config, list(ov))  # validate every job before starting any
-                jobs.append(Job(name, ov))
-    return jobs
+                jobs.append((seed, v_index, Job(name, ov)))
+    if sweep.order == "seed":
+        jobs.sort(key=lambda j: (sweep.seeds.index(j[0]), j[1]))  # stable within a variant
+    return [j for _, _, j in jobs]
 
 
 def is_done(run_dir: Path) -> bool:
