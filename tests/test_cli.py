@@ -40,7 +40,7 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
         ),
         ("data.name=cifar", "data.name: unknown dataset 'cifar'; allowed:"),
         ("train.tasks=['main', 'other']", "train.tasks: ['other'] are not tasks"),
-        ("bogus=1", "unknown key 'bogus'; allowed: name, out_dir, data"),
+        ("bogus=1", "unknown key 'bogus'; allowed: name, out_dir, label, data"),
         ("train.tasks=['main', 'main']", "train.tasks: ['main', 'main'] lists a task twice"),
         ("alphavil.rho=nan", "alphavil.rho: must be a finite number, got nan"),
         ("diw.lr=inf", "diw.lr: must be a finite number, got inf"),
