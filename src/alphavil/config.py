@@ -90,9 +90,10 @@ class AlphaVILConfig:
     # Model optimiser state for the task updates: one persistent optimiser per task, or a fresh
     # one for every update. The paper is silent; see alphavil.training.
     task_optimizer: str = choice("per_task", "per_task", "fresh")
-    # Line 9: "sgd" = `steps` steps of `optimizer` (the paper); "lbfgs" = solve for the argmin
-    # (alphavil.alpha_exact), stopping on `solver_tol` or after `solver_passes` dev passes.
-    alpha_solver: str = choice("sgd", "sgd", "lbfgs")
+    # Line 9: "sgd" = `steps` steps of `optimizer` (the paper); "lbfgs" / "newton" = solve for
+    # the argmin (alphavil.alpha_exact), stopping when a step gains less than `solver_tol` or
+    # after `solver_passes` gradient (L-BFGS) or gradient+Hessian (Newton) dev passes.
+    alpha_solver: str = choice("sgd", "sgd", "lbfgs", "newton")
     solver_tol: float = bounded(1e-6, 0.0)
     solver_passes: int = bounded(30, 1)
     # α's starting point: "sum" = 1 (θ + Σ δ_t), "mean" = 1/T (the average update).

@@ -24,7 +24,13 @@ import torch
 from torch import Tensor, nn
 
 from alphavil.alpha import fit_alpha, target_loss_and_grad, target_loss_value
-from alphavil.alpha_exact import grid_check, solve_alpha, start_candidates
+from alphavil.alpha_exact import (
+    grid_check,
+    solve_alpha,
+    solve_alpha_newton,
+    start_candidates,
+    target_loss_grad_hess,
+)
 from alphavil.config import RunConfig, build_optimizer
 from alphavil.data.batching import Batch, MultiTaskData, move_to
 from alphavil.deltas import delta, mix, norms, restore, snapshot, stack_deltas
@@ -250,11 +256,19 @@ class Trainer:
             )
             fit.final_loss = value(fit.alphas)  # one forward pass: what the steps achieved
             fit.forward_passes += 1
-        else:
+        elif av.alpha_solver == "lbfgs":
             fit = solve_alpha(
                 value_and_grad,
                 start_candidates(n, target, init),
                 value=value,
+                tol=av.solver_tol,
+                max_passes=av.solver_passes,
+            )
+        else:
+            fit = solve_alpha_newton(
+                target_loss_grad_hess(self.model, theta, deltas, dev, task),
+                value,
+                start_candidates(n, target, init),
                 tol=av.solver_tol,
                 max_passes=av.solver_passes,
             )
