@@ -19,4 +19,3 @@ TOY = [
 def toy_config(tmp_path: Path, *overrides: str) -> RunConfig:
     """A toy-problem config writing runs under ``tmp_path``."""
     return load_config(None, [*TOY, f"out_dir={str(tmp_path)!r}", *overrides])
-

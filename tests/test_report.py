@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from alphavil.report import collect_runs, format_table, paired, table1, write_report
+from alphavil.report import (
+    collect_runs,
+    format_paired,
+    format_table,
+    paired,
+    table1,
+    write_report,
+)
 from alphavil.runs import write_json, write_jsonl
 
 
@@ -21,9 +28,10 @@ def _fake_run(
     best: dict[str, tuple[float, float]],
     weights: dict[str, float] | None = None,
     status: str = "completed",
+    label: str = "",
 ) -> None:
     d = root / name
-    write_json(d / "config.json", {"train": {"method": method, "seed": seed}})
+    write_json(d / "config.json", {"train": {"method": method, "seed": seed}, "label": label})
     write_json(
         d / "summary.json",
         {
@@ -91,6 +99,7 @@ def test_table1_values_are_exact(runs_dir: Path) -> None:
 
 def test_paired_statistics(runs_dir: Path) -> None:
     rows = {r["baseline"]: r for r in paired(collect_runs(runs_dir))}
+    assert {r["ours"] for r in rows.values()} == {"alphavil"}
     single = rows["single"]  # differences 1, 2, 3 pp: all positive
     assert single["dev_mean_diff"] == pytest.approx(2.0)
     assert single["dev_p"] == pytest.approx(0.25)  # exact two-sided Wilcoxon, n = 3
@@ -116,4 +125,48 @@ def test_write_report_files(runs_dir: Path) -> None:
     assert "left 0.800, right 0.200" in check and "holds" in check
     assert "| left | αVIL | 3 | 96.00 | 100.00 | 98.00 | 2.00 |" in format_table(
         collect_runs(runs_dir)
+    )
+
+
+def test_labels_group_runs_and_tuned_rows_pick_per_seed_on_dev(tmp_path: Path) -> None:
+    # two single-task learning rates: lr-a wins on dev for seeds 0, 1; lr-b for seed 2
+    devs = {"lr-a": [0.95, 0.96, 0.90], "lr-b": [0.94, 0.95, 0.97]}
+    tests = {"lr-a": [0.91, 0.92, 0.93], "lr-b": [0.80, 0.81, 0.99]}
+    for lab in devs:
+        for s in range(3):
+            _fake_run(
+                tmp_path, f"{lab}-s{s}", "single", "left", s,
+                {"left": (devs[lab][s], tests[lab][s])}, label=lab,
+            )  # fmt: skip
+    for s in range(3):
+        _fake_run(
+            tmp_path, f"av-s{s}", "alphavil", "left", s, {"left": (0.97, 0.94 + s / 100)},
+            {"left": 1.0, "right": 0.5}, label="av-new",
+        )  # fmt: skip
+    runs = collect_runs(tmp_path)
+    tuned = {"tuned": ["lr-a", "lr-b"]}
+    rows = {r["method"]: r for r in table1(runs, tuned)}
+    assert set(rows) == {"lr-a", "lr-b", "av-new", "tuned"}
+    assert rows["tuned"]["test_mean"] == pytest.approx((91 + 92 + 99) / 3)  # picked a, a, b
+    assert rows["tuned"]["dev_mean"] == pytest.approx((95 + 96 + 97) / 3)
+    pairs = {(r["ours"], r["baseline"]): r for r in paired(runs, tuned)}
+    assert set(pairs) == {("av-new", "lr-a"), ("av-new", "lr-b"), ("av-new", "tuned")}
+    t = pairs[("av-new", "tuned")]  # test differences 3, 3, -3 pp
+    assert t["test_mean_diff"] == pytest.approx(1.0)
+    assert t["test_ci_low"] <= t["test_mean_diff"] <= t["test_ci_high"]
+    assert t["test_ci_low"] == pytest.approx(-3.0) and t["test_ci_high"] == pytest.approx(3.0)
+    a = pairs[("av-new", "lr-a")]  # test differences 3, 3, 3: a degenerate CI at the value
+    assert (a["test_ci_low"], a["test_ci_high"]) == (pytest.approx(3.0), pytest.approx(3.0))
+    text = format_paired(paired(runs, tuned))
+    assert "| left | av-new | tuned | 3 |" in text
+
+
+def test_report_cli_rejects_a_malformed_tuned_spec(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from alphavil.cli import main
+
+    _fake_run(tmp_path, "a", "single", "left", 0, {"left": (0.9, 0.9)})
+    assert main(["report", str(tmp_path), "--tuned", "only-one=single"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "--tuned 'only-one=single': expected NAME=LABEL,LABEL" in err and len(err.splitlines()) == 1
     )

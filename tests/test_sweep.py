@@ -87,3 +87,22 @@ def test_sweep_validates_the_grid_before_running(tmp_path: Path) -> None:
     assert parse_seeds("0-3") == [0, 1, 2, 3] and parse_seeds("2,5") == [2, 5]
     with pytest.raises(ConfigError, match="--seeds"):
         parse_seeds("a-b")
+
+
+def test_variants_name_and_label_runs_and_seed_order_interleaves(tmp_path: Path) -> None:
+    overrides = [*TOY, f"out_dir='{tmp_path}'", "train.epochs=1"]
+    variants = {
+        "fast": ["train.method=single", "train.optimizer={name='SGD', lr=0.2}"],
+        "mt": ["train.method=multitask"],
+    }
+    sweep = _sweep(tmp_path, variants=variants, order="seed", methods=[])
+    jobs = plan(None, overrides, sweep)
+    assert [j.name for j in jobs] == ["fast-main-s0", "mt-s0", "fast-main-s1", "mt-s1"]
+    run_sweep(None, overrides, _sweep(tmp_path, variants=variants, seeds=[0], methods=[]))
+    cfg = read_json(tmp_path / "fast-main-s0" / "config.json")
+    assert cfg["label"] == "fast" and cfg["train"]["optimizer"]["lr"] == 0.2
+    assert read_json(tmp_path / "mt-s0" / "config.json")["label"] == "mt"
+    with pytest.raises(ConfigError, match=r"sweep\.variants\.bad: expected a list"):
+        plan(None, overrides, _sweep(tmp_path, variants={"bad": "train.method=single"}))
+    with pytest.raises(ConfigError, match="name 'a b' must be"):
+        plan(None, overrides, _sweep(tmp_path, variants={"a b": []}))

@@ -25,9 +25,19 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def alpha_weight_figure(runs: list[dict[str, Any]], target: str, path: Path) -> Path | None:
-    """Paper Figure 3: α (left) and normalised task weights (right) over epochs, αVIL runs."""
-    chosen = [r for r in runs if r["method"] == "alphavil" and r["target"] == target]
+def alpha_weight_figure(
+    runs: list[dict[str, Any]], target: str, path: Path, label: str = "alphavil"
+) -> Path | None:
+    """Paper Figure 3: α (left) and normalised task weights (right) over epochs, αVIL runs
+    labelled ``label`` with more than one task."""
+    chosen = [
+        r
+        for r in runs
+        if r["method"] == "alphavil"
+        and r.get("label", r["method"]) == label
+        and r["target"] == target
+        and len(r["summary"].get("tasks", [0, 1])) > 1
+    ]
     if not chosen:
         return None
     plt = _plt()
@@ -54,18 +64,22 @@ def alpha_weight_figure(runs: list[dict[str, Any]], target: str, path: Path) -> 
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.legend()
-    fig.suptitle(f"αVIL, target {target}: mean over {len(chosen)} seeds, band = min–max")
+    name = "αVIL" if label == "alphavil" else label
+    fig.suptitle(f"{name}, target {target}: mean over {len(chosen)} seeds, band = min–max")
     return _save(fig, path)
 
 
 def dev_curve_figure(runs: list[dict[str, Any]], target: str, path: Path) -> Path:
-    """Target-task dev accuracy over epochs per method (mean over seeds)."""
+    """Target-task dev accuracy over epochs per configuration (label; mean over seeds)."""
+    from alphavil.report import label_order
+
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    for method in ("single", "multitask", "diw", "alphavil"):
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for label in label_order({r.get("label", r["method"]) for r in runs}):
         series = []
         for r in runs:
-            if r["method"] != method or (method != "multitask" and r["target"] != target):
+            method = r["method"]
+            if r.get("label", method) != label or (method != "multitask" and r["target"] != target):
                 continue
             recs = read_jsonl(r["path"] / "metrics.jsonl")
             vals = [rec["dev"].get(target, {}).get("accuracy") for rec in recs]
@@ -76,9 +90,9 @@ def dev_curve_figure(runs: list[dict[str, Any]], target: str, path: Path) -> Pat
             ax.plot(
                 np.arange(1, n + 1),
                 np.stack([s[:n] for s in series]).mean(0),
-                label=f"{method} ({len(series)} seeds)",
+                label=f"{label} ({len(series)} seeds)",
             )
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"dev accuracy, task {target} (%)")
-    ax.legend()
+    ax.legend(fontsize=8)
     return _save(fig, path)

@@ -1,9 +1,15 @@
 """Reports from run directories only (never re-trains): the paper's Table 1 and Figure 3.
 
-Accuracies are reported in percent. For each target task and method the table gives min, max,
-mean and sample standard deviation (ddof = 1) over seeds of dev and test accuracy, each read at
-the run's best *dev* snapshot for that task. Multitask contributes one run per seed and its best
-snapshot per task, as in the paper.
+Accuracies are reported in percent. For each target task and configuration the table gives min,
+max, mean and sample standard deviation (ddof = 1) over seeds of dev and test accuracy, each read
+at the run's best *dev* snapshot for that task. Multitask contributes one run per seed and its
+best snapshot per task, as in the paper. Runs are grouped by their ``label`` (a sweep variant's
+name), or by method when they have none.
+
+Paired comparisons pair runs by seed and give the mean difference, a 95% bootstrap confidence
+interval of it (``scipy.stats.bootstrap``, percentile method, 10,000 resamples, fixed seed) and
+the Wilcoxon signed-rank p (``scipy.stats.wilcoxon``). A *tuned* row picks, for every seed, the
+candidate configuration with the best dev accuracy and reports that run (selection on dev only).
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from alphavil.runs import atomic_write, read_json
 
@@ -30,11 +38,13 @@ def collect_runs(root: Path) -> list[dict[str, Any]]:
         if summary.get("status") != "completed":
             continue
         config = read_json(summary_path.parent / "config.json")
+        method = config["train"]["method"]
         runs.append(
             {
                 "path": summary_path.parent,
                 "name": summary_path.parent.name,
-                "method": config["train"]["method"],
+                "method": method,
+                "label": config.get("label") or method,
                 "target": summary.get("target"),
                 "seed": config["train"]["seed"],
                 "summary": summary,
@@ -44,11 +54,12 @@ def collect_runs(root: Path) -> list[dict[str, Any]]:
     return runs
 
 
-def _per_target(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[int, dict[str, float]]]]:
-    """target -> method -> seed -> {"dev": %, "test": %}."""
-    table: dict[str, dict[str, dict[int, dict[str, float]]]] = defaultdict(
-        lambda: defaultdict(dict)
-    )
+Table = dict[str, dict[str, dict[int, dict[str, float]]]]
+
+
+def _per_target(runs: list[dict[str, Any]], tuned: dict[str, list[str]] | None = None) -> Table:
+    """target -> label -> seed -> {"dev": %, "test": %}, plus the ``tuned`` rows."""
+    table: Table = defaultdict(lambda: defaultdict(dict))
     for r in runs:
         if r["method"] not in METHOD_ORDER:
             continue
@@ -59,11 +70,27 @@ def _per_target(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[int, dic
             if b is None or b.get("dev_accuracy") is None:
                 continue
             test = b.get("test_accuracy")
-            table[t][r["method"]][r["seed"]] = {
+            table[t][r["label"]][r["seed"]] = {
                 "dev": 100.0 * b["dev_accuracy"],
                 "test": 100.0 * test if test is not None else math.nan,
+                "epoch": b.get("epoch", math.nan),
             }
+    for name, candidates in (tuned or {}).items():
+        for labels in table.values():
+            present = [c for c in candidates if c in labels]
+            if not present:
+                continue
+            seeds = set.intersection(*(set(labels[c]) for c in present))
+            for seed in sorted(seeds):
+                pick = max(present, key=lambda c: labels[c][seed]["dev"])  # first wins ties
+                labels[name][seed] = {**labels[pick][seed], "picked": pick}  # type: ignore[dict-item]
     return table
+
+
+def label_order(labels: Any) -> list[str]:
+    """The paper's methods first (single, multitask, DIW, αVIL), then other labels by name."""
+    known = [m for m in METHOD_ORDER if m in labels]
+    return known + sorted(set(labels) - set(known))
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -75,48 +102,81 @@ def _stats(values: list[float]) -> dict[str, float]:
     }
 
 
-def table1(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows of Table 1: target, method, n seeds, and min/max/mean/std of dev and test accuracy."""
+def table1(
+    runs: list[dict[str, Any]], tuned: dict[str, list[str]] | None = None
+) -> list[dict[str, Any]]:
+    """Rows of Table 1: target, label, n seeds, min/max/mean/std of dev and test accuracy,
+    and the mean best epoch."""
     rows = []
-    per_target = _per_target(runs)
+    per_target = _per_target(runs, tuned)
     targeted = {t for t, ms in per_target.items() if set(ms) - {"multitask"}}
-    for target, methods in sorted(per_target.items()):
+    for target, labels in sorted(per_target.items()):
         if targeted and target not in targeted:
             continue  # multitask's other heads: shown only when no target-task run exists
-        for method in METHOD_ORDER:
-            seeds = methods.get(method)
+        for label in label_order(labels):
+            seeds = labels[label]
             if not seeds:
                 continue
-            row: dict[str, Any] = {"target": target, "method": method, "n": len(seeds)}
+            row: dict[str, Any] = {"target": target, "method": label, "n": len(seeds)}
             for split in ("dev", "test"):
                 for k, v in _stats([s[split] for s in seeds.values()]).items():
                     row[f"{split}_{k}"] = v
+            row["best_epoch_mean"] = statistics.fmean(s["epoch"] for s in seeds.values())
             rows.append(row)
     return rows
 
 
-def paired(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """αVIL minus each baseline, paired by seed: mean difference and Wilcoxon signed-rank p."""
+def _bootstrap_ci(diffs: list[float]) -> tuple[float, float]:
+    """95% percentile bootstrap CI of the mean of paired differences."""
+    from scipy.stats import bootstrap
+
+    if len(diffs) < 2 or len(set(diffs)) == 1:
+        return (diffs[0], diffs[0]) if len(set(diffs)) == 1 else (math.nan, math.nan)
+    res = bootstrap(
+        (diffs,),
+        statistics.fmean,
+        n_resamples=10_000,
+        confidence_level=0.95,
+        method="percentile",
+        rng=np.random.default_rng(0),
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def paired(
+    runs: list[dict[str, Any]], tuned: dict[str, list[str]] | None = None
+) -> list[dict[str, Any]]:
+    """Every αVIL configuration minus every other configuration, paired by seed: mean
+    difference, 95% bootstrap CI and Wilcoxon signed-rank p (percentage points)."""
     from scipy.stats import wilcoxon
 
     rows = []
-    for target, methods in sorted(_per_target(runs).items()):
-        ours = methods.get("alphavil", {})
-        for base in ("single", "multitask", "diw"):
-            other = methods.get(base, {})
-            seeds = sorted(set(ours) & set(other))
-            if not seeds:
-                continue
-            row: dict[str, Any] = {"target": target, "baseline": base, "n": len(seeds)}
-            for split in ("dev", "test"):
-                diffs = [ours[s][split] - other[s][split] for s in seeds]
-                row[f"{split}_mean_diff"] = statistics.fmean(diffs)
-                nonzero = [d for d in diffs if d != 0]
-                if len(nonzero) >= 1 and len(diffs) >= 2:
-                    row[f"{split}_p"] = float(wilcoxon(diffs, zero_method="wilcox").pvalue)
-                else:
-                    row[f"{split}_p"] = math.nan
-            rows.append(row)
+    alphavil_labels = {r["label"] for r in runs if r["method"] == "alphavil"}
+    for target, labels in sorted(_per_target(runs, tuned).items()):
+        order = label_order(labels)
+        for ours_label in [lab for lab in order if lab in alphavil_labels]:
+            ours = labels[ours_label]
+            for base in order:
+                other = labels.get(base, {})
+                seeds = sorted(set(ours) & set(other))
+                if base == ours_label or not seeds:
+                    continue
+                row: dict[str, Any] = {
+                    "target": target,
+                    "ours": ours_label,
+                    "baseline": base,
+                    "n": len(seeds),
+                }
+                for split in ("dev", "test"):
+                    diffs = [ours[s][split] - other[s][split] for s in seeds]
+                    row[f"{split}_mean_diff"] = statistics.fmean(diffs)
+                    row[f"{split}_ci_low"], row[f"{split}_ci_high"] = _bootstrap_ci(diffs)
+                    nonzero = [d for d in diffs if d != 0]
+                    if len(nonzero) >= 1 and len(diffs) >= 2:
+                        row[f"{split}_p"] = float(wilcoxon(diffs, zero_method="wilcox").pvalue)
+                    else:
+                        row[f"{split}_p"] = math.nan
+                rows.append(row)
     return rows
 
 
@@ -126,21 +186,26 @@ def _fmt(v: Any, digits: int = 2) -> str:
     return str(v)
 
 
-def format_table(runs: list[dict[str, Any]]) -> str:
+def _label(name: str) -> str:
+    return LABELS.get(name, name)
+
+
+def format_table(runs: list[dict[str, Any]], tuned: dict[str, list[str]] | None = None) -> str:
     """Table 1 as Markdown (one block per target task)."""
-    rows = table1(runs)
+    rows = table1(runs, tuned)
     if not rows:
         return "(no completed single/multitask/diw/alphavil runs)"
     head = (
         "| target | method | seeds | dev min | dev max | dev mean | dev std | test min | "
-        "test max | test mean | test std |"
+        "test max | test mean | test std | best epoch (mean) |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
-        cells = [r["target"], LABELS[r["method"]], r["n"]]
+        cells = [r["target"], _label(r["method"]), r["n"]]
         cells += [
             _fmt(r[f"{s}_{k}"]) for s in ("dev", "test") for k in ("min", "max", "mean", "std")
         ]
+        cells.append(_fmt(r["best_epoch_mean"], 1))
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
@@ -148,15 +213,19 @@ def format_table(runs: list[dict[str, Any]]) -> str:
 def format_paired(rows: list[dict[str, Any]]) -> str:
     """Paired comparisons as Markdown."""
     lines = [
-        "| target | αVIL vs | seeds | dev mean diff (pp) | dev p | test mean diff (pp) | test p |",
-        "|" + "---|" * 7,
+        "| target | ours | vs | seeds | dev mean diff (pp) [95% CI] | dev p | "
+        "test mean diff (pp) [95% CI] | test p |",
+        "|" + "---|" * 8,
     ]
     for r in rows:
-        lines.append(
-            f"| {r['target']} | {LABELS[r['baseline']]} | {r['n']} | "
-            f"{_fmt(r['dev_mean_diff'])} | {_fmt(r['dev_p'], 3)} | "
-            f"{_fmt(r['test_mean_diff'])} | {_fmt(r['test_p'], 3)} |"
-        )
+        cells = [r["target"], _label(r["ours"]), _label(r["baseline"]), str(r["n"])]
+        for split in ("dev", "test"):
+            cells.append(
+                f"{_fmt(r[f'{split}_mean_diff'])} [{_fmt(r[f'{split}_ci_low'])}, "
+                f"{_fmt(r[f'{split}_ci_high'])}]"
+            )
+            cells.append(_fmt(r[f"{split}_p"], 3))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -190,12 +259,14 @@ def _write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(data))
 
 
-def figure3_check(runs: list[dict[str, Any]], target: str) -> str | None:
+def figure3_check(runs: list[dict[str, Any]], target: str, label: str = "alphavil") -> str | None:
     """Whether αVIL's final normalised auxiliary weights end below the target's (paper Fig. 3)."""
     finals = []
     for r in runs:
-        if r["method"] == "alphavil" and r["target"] == target:
+        if r["label"] == label and r["method"] == "alphavil" and r["target"] == target:
             w = r["summary"]["final_weights"]
+            if len(r["summary"].get("tasks", w)) < 2:
+                continue
             total = sum(w.values())
             finals.append({t: v / total for t, v in w.items()})
     if not finals:
@@ -206,29 +277,36 @@ def figure3_check(runs: list[dict[str, Any]], target: str) -> str | None:
     ws = ", ".join(f"{t} {v:.3f}" for t, v in mean.items())
     verdict = "holds" if holds else "does NOT hold"
     return (
-        f"target {target}: final normalised weights (mean over {len(finals)} seeds) {ws}; "
-        f"the paper's Figure 3 behaviour (auxiliary weight below the target's) {verdict}."
+        f"{_label(label)}, target {target}: final normalised weights (mean over {len(finals)} "
+        f"seeds) {ws}; the paper's Figure 3 behaviour (auxiliary weight below the target's) "
+        f"{verdict}."
     )
 
 
-def write_report(root: Path, out: Path | None = None) -> list[Path]:
+def write_report(
+    root: Path, out: Path | None = None, tuned: dict[str, list[str]] | None = None
+) -> list[Path]:
     """Write Table 1 (md, csv), paired statistics (md, csv) and figures; returns the paths."""
     out = out or Path(root) / "report"
     runs = collect_runs(root)
-    rows, pairs = table1(runs), paired(runs)
+    rows, pairs = table1(runs, tuned), paired(runs, tuned)
     paths = [out / "table1.md", out / "table1.csv", out / "paired.md", out / "paired.csv"]
-    _write_text(paths[0], format_table(runs) + "\n")
+    _write_text(paths[0], format_table(runs, tuned) + "\n")
     _write_csv(paths[1], rows)
     _write_text(paths[2], format_paired(pairs) + "\n")
     _write_csv(paths[3], pairs)
-    checks = [c for t in sorted({r["target"] for r in rows}) if (c := figure3_check(runs, t))]
+    targets = sorted({r["target"] for r in rows})
+    alphavil_labels = label_order({r["label"] for r in runs if r["method"] == "alphavil"})
+    checks = [c for t in targets for lab in alphavil_labels if (c := figure3_check(runs, t, lab))]
     _write_text(out / "figure3_check.md", "\n".join(f"- {c}" for c in checks) + "\n")
     paths.append(out / "figure3_check.md")
     from alphavil.plots import alpha_weight_figure, dev_curve_figure
 
-    for target in sorted({r["target"] for r in rows}):
-        p = alpha_weight_figure(runs, target, out / f"figure3_{target}.png")
-        if p:
-            paths.append(p)
+    for target in targets:
+        for lab in alphavil_labels:
+            suffix = "" if lab == "alphavil" else f"_{lab}"
+            p = alpha_weight_figure(runs, target, out / f"figure3_{target}{suffix}.png", lab)
+            if p:
+                paths.append(p)
         paths.append(dev_curve_figure(runs, target, out / f"dev_curves_{target}.png"))
     return paths

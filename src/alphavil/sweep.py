@@ -200,7 +200,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """``alphavil sweep``."""
     cfg = _load(args.config, args.overrides)
     sweep = cfg.extra.get("sweep", SweepConfig())
-    if args.methods:
+    if args.methods and sweep.variants:
+        names = args.methods.split(",")
+        unknown = [n for n in names if n not in sweep.variants]
+        if unknown:
+            raise ConfigError(
+                f"--methods: {unknown} are not variants of this sweep; "
+                f"variants: {', '.join(sweep.variants)}"
+            )
+        sweep.variants = {n: sweep.variants[n] for n in names}
+    elif args.methods:
         sweep.methods = args.methods.split(",")
     if args.targets:
         sweep.targets = args.targets.split(",")
@@ -232,13 +241,29 @@ def parse_seeds(text: str) -> list[int]:
         ) from None
 
 
+def parse_tuned(specs: list[str]) -> dict[str, list[str]]:
+    """``["single-tuned=single,single-lr0.025"]`` -> {"single-tuned": ["single", ...]}."""
+    out: dict[str, list[str]] = {}
+    for spec in specs:
+        name, sep, rest = spec.partition("=")
+        labels = [x.strip() for x in rest.split(",") if x.strip()]
+        if not sep or not name.strip() or len(labels) < 2:
+            raise ConfigError(
+                f"--tuned {spec!r}: expected NAME=LABEL,LABEL[,...] (two or more run labels), "
+                "e.g. single-tuned=single,single-lr0.025"
+            )
+        out[name.strip()] = labels
+    return out
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """``alphavil report``."""
     from alphavil.report import collect_runs, write_report
 
     if not collect_runs(Path(args.runs)):
         raise ConfigError(f"{args.runs}: no completed runs (folders with summary.json) found")
-    paths = write_report(Path(args.runs), Path(args.out) if args.out else None)
+    tuned = parse_tuned(args.tuned or [])
+    paths = write_report(Path(args.runs), Path(args.out) if args.out else None, tuned)
     for p in paths:
         print(p)
     return 0
@@ -257,4 +282,10 @@ def add_commands(sub: Any) -> None:
     r = sub.add_parser("report", help="Table 1, paired statistics and figures from run dirs")
     r.add_argument("runs", help="folder of run directories (a sweep's out_dir)")
     r.add_argument("--out", help="output folder (default: RUNS/report)")
+    r.add_argument(
+        "--tuned",
+        action="append",
+        metavar="NAME=LABEL,LABEL",
+        help="add a row that picks, per seed, the listed configuration with the best dev accuracy",
+    )
     r.set_defaults(func=cmd_report)
