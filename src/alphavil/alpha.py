@@ -29,6 +29,7 @@ from alphavil.tasks import Task
 __all__ = [
     "AlphaFit",
     "autograd_value_and_grad",
+    "differentiable_mix",
     "evaluation_mode",
     "fit_alpha",
     "target_loss",
@@ -138,7 +139,7 @@ def target_loss(
     n = sum(len(y[task.name]) for _, y in batches)
 
     def objective(alphas: Tensor) -> Tensor:
-        point = mix(theta, deltas, alphas)
+        point = differentiable_mix(model, theta, deltas, alphas)
         total = torch.zeros((), dtype=alphas.dtype)
         for inputs, targets in batches:
             out = functional_call(model, point, (inputs, [task.name]))
@@ -146,6 +147,22 @@ def target_loss(
         return total / n
 
     return objective
+
+
+def differentiable_mix(
+    model: nn.Module, theta: Mapping[str, Tensor], deltas: Mapping[str, Tensor], alphas: Tensor
+) -> dict[str, Tensor]:
+    """θ + Σ α δ with gradients to ``alphas`` through the parameters only.
+
+    Floating-point buffers (batch-norm running statistics) are mixed at the same α but as
+    constants: PyTorch's batch norm cannot differentiate through its running statistics, so the
+    α-gradient of a model with batch norm leaves out their (second-order small) dependence on α,
+    while the objective's value includes it.
+    """
+    params = {n for n, _ in model.named_parameters()}
+    with torch.no_grad():
+        constants = mix(theta, {k: d for k, d in deltas.items() if k not in params}, alphas)
+    return {**constants, **mix(theta, {k: d for k, d in deltas.items() if k in params}, alphas)}
 
 
 @contextmanager
@@ -223,7 +240,11 @@ def target_loss_and_grad(
     def value_and_grad(alphas: Tensor) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
             mixed = mix(theta, deltas, alphas.detach())
-        point = {k: (v.requires_grad_(True) if k in deltas else v) for k, v in mixed.items()}
+        params = {n for n, _ in model.named_parameters()}
+        point = {
+            k: (v.requires_grad_(True) if k in deltas and k in params else v)
+            for k, v in mixed.items()
+        }
         chunks = list(batches() if callable(batches) else batches)
         n = sum(len(y[task.name]) for _, y in chunks)
         total = 0.0

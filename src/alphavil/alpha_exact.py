@@ -31,8 +31,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from alphavil.alpha import AlphaFit, ValueAndGrad, evaluation_mode
-from alphavil.deltas import mix
+from alphavil.alpha import AlphaFit, ValueAndGrad, differentiable_mix, evaluation_mode
 from alphavil.tasks import Task
 
 Value = Callable[[Tensor], float]
@@ -186,7 +185,7 @@ def target_loss_grad_hess(
         hess = torch.zeros(n_tasks, n_tasks, dtype=torch.float64)
         with evaluation_mode(model, eval_mode):
             for inputs, targets in chunks:
-                point = mix(theta, deltas, a)
+                point = differentiable_mix(model, theta, deltas, a)
                 out = functional_call(model, point, (inputs, [task.name]))
                 loss = task.loss_sum(out[task.name], targets[task.name]) / n
                 (g,) = torch.autograd.grad(loss, a, create_graph=True)
@@ -206,56 +205,60 @@ def solve_alpha_newton(
     starts: Sequence[Tensor],
     *,
     tol: float = 1e-6,
-    max_passes: int = 10,
-    max_halvings: int = 8,
+    max_passes: int = 30,
+    max_tries: int = 8,
 ) -> AlphaFit:
-    """Damped Newton on α with the exact T × T Hessian and a backtracking (Armijo) line search.
+    """Levenberg-Marquardt-damped Newton on α with the exact T × T Hessian.
 
-    Each iteration spends one second-order pass (``value_grad_hess``) and one or more forward
-    passes (``value``) on trial points. The Hessian is shifted to be positive definite where it is
-    not (α's objective is non-convex away from its minimum). On a quadratic objective the first
-    step lands on the closed-form minimiser. Stops when a step lowers the objective by less than
-    ``tol``, or after ``max_passes`` second-order passes. Returns the best α evaluated.
+    Each iteration spends one second-order pass (``value_grad_hess``) and one forward pass
+    (``value``) per trial step Δ = −(H + λI)⁻¹ g. λ starts at 0 where H is positive definite
+    (so the first step on a quadratic objective lands on the closed-form minimiser) and at just
+    above −λ_min(H) otherwise; a trial that does not lower the objective multiplies λ by 10
+    (towards a short gradient step, at most ``max_tries`` trials), an accepted one divides it by
+    10. Stops when a step lowers the objective by less than ``tol``, when no trial is accepted, or
+    after ``max_passes`` second-order passes. Returns the best α evaluated.
     """
     if not starts:
         raise ValueError("need at least one starting point")
     if max_passes < 1:
         raise ValueError(f"max_passes must be >= 1, got {max_passes}")
     forward = 0
-    scored = []
-    for s in starts:
-        scored.append((value(s.detach().to(torch.float64)) if len(starts) > 1 else None, s))
-        forward += len(starts) > 1
-    start_loss, start = min(scored, key=lambda p: p[0] if p[0] is not None else 0.0)
+    start_loss: float | None = None
+    start = starts[0]
+    if len(starts) > 1:
+        scored = [(value(s.detach().to(torch.float64)), s) for s in starts]
+        forward += len(starts)
+        start_loss, start = min(scored, key=lambda p: p[0])
     alpha = start.detach().to(torch.float64).clone()
     start = alpha.clone()
     losses: list[float] = []
     loss = start_loss
+    lam = 0.0
     for _ in range(max_passes):
         fv, gv, hv = value_grad_hess(alpha)
-        f, g, h = float(fv), gv.double(), hv.double()
+        f, g, h = float(fv), gv.double(), 0.5 * (hv.double() + hv.double().T)
         losses.append(f)
         if start_loss is None:
             start_loss = f
         loss = f
-        finite = bool(torch.isfinite(g).all()) and bool(torch.isfinite(h).all())
-        if not (math.isfinite(f) and finite):
+        if not (math.isfinite(f) and bool(torch.isfinite(g).all() & torch.isfinite(h).all())):
             break
-        h = 0.5 * (h + h.T)
+        eye = torch.eye(len(g), dtype=h.dtype)
+        scale = float(h.diagonal().abs().max()) + float(g.abs().max()) + 1e-12
         eig_min = float(torch.linalg.eigvalsh(h)[0])
-        scale = float(h.diagonal().abs().max()) + 1e-12
-        shift = max(0.0, -eig_min + 1e-6 * scale)
-        step = -torch.linalg.solve(h + shift * torch.eye(len(g), dtype=h.dtype), g)
-        slope = float(g @ step)
-        t, accepted = 1.0, None
-        for _ in range(max_halvings + 1):
-            trial = alpha + t * step
+        lam_min = 0.0 if eig_min > 1e-10 * scale else -eig_min + 1e-6 * scale
+        lam = max(lam, lam_min)
+        accepted = None
+        for _ in range(max_tries):
+            step = -torch.linalg.solve(h + lam * eye, g)
+            trial = alpha + step
             f_trial = value(trial)
             forward += 1
-            if math.isfinite(f_trial) and f_trial <= f + 1e-4 * t * slope:
+            if math.isfinite(f_trial) and f_trial < f:
                 accepted = (trial, f_trial)
+                lam = lam / 10
                 break
-            t *= 0.5
+            lam = max(10 * lam, 1e-4 * scale)
         if accepted is None:
             break
         alpha, loss = accepted

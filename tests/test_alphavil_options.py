@@ -1,0 +1,179 @@
+"""αVIL options in the training loop: the paper path is pinned, the new solvers and weight rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from alphavil.alpha import target_loss_and_grad, target_loss_value
+from alphavil.config import ConfigError
+from alphavil.deltas import snapshot, stack_deltas
+from alphavil.models.multihead import MultiHeadModel
+from alphavil.runner import execute
+from alphavil.runs import read_jsonl
+from alphavil.task_weights import all_at_floor, update_weights_relative
+from alphavil.tasks import Task
+from tests.helpers import toy_config
+
+GOLDEN = Path(__file__).parent / "golden" / "toy_metrics_v0.json"
+
+
+@pytest.fixture
+def one_thread():  # type: ignore[no-untyped-def]
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("method", ["alphavil", "diw", "single", "multitask"])
+def test_paper_path_reproduces_the_pinned_metrics_exactly(
+    tmp_path: Path, method: str, one_thread: None
+) -> None:
+    # Metrics written by the code before the α-solver options existed (commit 80f301b).
+    golden = json.loads(GOLDEN.read_text())[method]
+    cfg = toy_config(tmp_path, f"train.method={method}", "train.epochs=3", "train.threads=1")
+    execute(cfg, tmp_path / "run", show_progress=False)
+    records = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert len(records) == len(golden)
+    for new, old in zip(records, golden, strict=True):
+        for key, value in old.items():
+            assert new[key] == value, (method, new["epoch"], key)
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "newton"])
+def test_exact_solvers_record_their_cost_and_never_end_above_the_start(
+    tmp_path: Path, solver: str
+) -> None:
+    cfg = toy_config(
+        tmp_path,
+        "train.method=alphavil",
+        "train.epochs=3",
+        f"alphavil.alpha_solver={solver}",
+        "alphavil.grid_points=5",
+        "alphavil.grid_range=[-1, 3]",
+    )
+    execute(cfg, tmp_path / "run", show_progress=False)
+    for rec in read_jsonl(tmp_path / "run" / "metrics.jsonl"):
+        fit = rec["alpha_fit"]
+        assert 1 <= fit["passes"] <= 30 and fit["forward_passes"] >= 3
+        assert fit["objective_end"] <= fit["objective_start"] + 1e-7
+        assert rec["alpha_grid"]["gap"] <= 1e-6  # at least as good as a coarse grid
+        assert len(fit["start"]) == 3
+
+
+def test_sgd_records_objective_before_and_after(tmp_path: Path) -> None:
+    cfg = toy_config(
+        tmp_path, "train.method=alphavil", "train.epochs=1", "alphavil.alpha_start=mean"
+    )
+    execute(cfg, tmp_path / "run", show_progress=False)
+    (rec,) = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    fit = rec["alpha_fit"]
+    assert fit["passes"] == 10 and fit["forward_passes"] == 1
+    assert fit["start"] == pytest.approx([1 / 3] * 3)
+    assert fit["objective_start"] == pytest.approx(rec["alpha_dev_loss"][0])
+    assert fit["objective_end"] is not None
+
+
+def test_relative_rule_keeps_the_target_above_a_random_label_task(tmp_path: Path) -> None:
+    # The toy problem's "noise" task has random labels: the standard harmful auxiliary task.
+    runs = {}
+    for rule in ("relative",):
+        cfg = toy_config(
+            tmp_path,
+            "train.method=alphavil",
+            "train.epochs=8",
+            "alphavil.alpha_solver=lbfgs",
+            f"alphavil.weight_rule={rule}",
+        )
+        execute(cfg, tmp_path / rule, show_progress=False)
+        runs[rule] = read_jsonl(tmp_path / rule / "metrics.jsonl")
+    for rec in runs["relative"]:
+        w = rec["weights"]
+        assert w["main"] == 1.0
+        assert w["main"] >= (w["helper"] + w["noise"]) / 2
+        assert w["noise"] <= w["main"]
+
+
+def test_relative_rule_maths() -> None:
+    w = torch.tensor([1.0, 0.5, 0.8], dtype=torch.float64)
+    new = update_weights_relative(w, torch.tensor([0.5, 0.5, 0.1], dtype=torch.float64), 0)
+    # ratios 1, 1, 0.2 -> aux: 0.5 + 0 = 0.5, 0.8 - 0.8 = 1e-6 floor; target unchanged
+    torch.testing.assert_close(new, torch.tensor([1.0, 0.5, 1e-6], dtype=torch.float64))
+    capped = update_weights_relative(w, torch.tensor([0.5, 2.0, 0.5], dtype=torch.float64), 0)
+    assert capped[1] == 1.0  # capped at the target's weight
+    assert torch.equal(update_weights_relative(w, torch.tensor([-0.2, 3.0, 1.0]).double(), 0), w)
+    with pytest.raises(ValueError, match="out of range"):
+        update_weights_relative(w, w, 3)
+    assert all_at_floor(torch.full((2,), 1e-6), 1e-6) and not all_at_floor(w, 1e-6)
+
+
+def test_all_weights_at_the_floor_logs_a_warning(tmp_path: Path) -> None:
+    # α = 0 for every task (a huge α lr sends it far below 1) drives every weight to the floor.
+    cfg = toy_config(
+        tmp_path,
+        "train.method=alphavil",
+        "train.epochs=2",
+        "train.tasks=['main', 'helper']",
+        "alphavil.optimizer={name='SGD', lr=50.0}",
+    )
+    execute(cfg, tmp_path / "run", show_progress=False)
+    recs = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    floored = [r for r in recs if all(v <= 1e-6 for v in r["weights"].values())]
+    assert floored, "setup: expected the weights at the floor"
+    for r in floored:
+        assert "every task weight is at the floor" in r["warnings"][0]
+
+
+def test_alpha_objective_is_evaluated_in_eval_mode_and_restores_modes() -> None:
+    torch.manual_seed(0)
+    encoder = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5))
+    model = MultiHeadModel(encoder, {"a": nn.Linear(8, 2)}).double()
+    model.train()
+    model.heads.eval()  # a mixed state that must come back as it was
+    theta = snapshot(model)
+    floats = {k: v for k, v in theta.items() if v.is_floating_point()}
+    deltas = stack_deltas([{k: 0.1 * torch.randn_like(v) for k, v in floats.items()}])
+    x, y = torch.randn(32, 4, dtype=torch.float64), torch.randint(0, 2, (32,))
+    running = model.encoder[1].running_mean.clone()
+    vg = target_loss_and_grad(model, theta, deltas, [(x, {"a": y})], Task("a", 2))
+    value = target_loss_value(model, theta, deltas, [(x, {"a": y})], Task("a", 2))
+    a = torch.tensor([0.7], dtype=torch.float64)
+    first, second = vg(a), vg(a)
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+    assert value(a) == pytest.approx(float(first[0]), rel=1e-12)
+    assert model.training and model.encoder.training and not model.heads.training
+    assert torch.equal(model.encoder[1].running_mean, running)
+    noisy = target_loss_and_grad(
+        model, theta, deltas, [(x, {"a": y})], Task("a", 2), eval_mode=False
+    )
+    assert not torch.equal(noisy(a)[0], noisy(a)[0])  # dropout on: two draws differ
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("alphavil.alpha_solver=adam", "alphavil.alpha_solver: 'adam' is not one of sgd, lbfgs"),
+        ("alphavil.grid_points=1", "alphavil.grid_points: must be 0 (off) or >= 2"),
+        ("alphavil.grid_range=[1, 0]", "alphavil.grid_range: expected [lo, hi] with lo < hi"),
+        ("alphavil.weight_rule=max", "alphavil.weight_rule: 'max' is not one of additive"),
+        ("alphavil.solver_passes=0", "alphavil.solver_passes: must be >= 1"),
+        ("alphavil.alpha_start=1", "alphavil.alpha_start: expected str"),
+    ],
+)
+def test_bad_alphavil_options_are_one_line_errors(
+    tmp_path: Path, override: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        toy_config(tmp_path, override)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_grid_diagnostic_refuses_more_than_three_tasks(tmp_path: Path) -> None:
+    from alphavil.config import load_config
+
+    with pytest.raises(ConfigError, match="grid diagnostic is for <= 3 tasks"):
+        load_config(None, ["data.name=nlu", "train.target=RTE", "alphavil.grid_points=3"])
