@@ -202,6 +202,39 @@ class Trainer:
         )
         return {"train_loss": loss}
 
+    def collect_deltas(self) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, float]]:
+        """Lines 3-6 of Algorithm 1: θ, the stacked task deltas ``(T, ...)`` and each task's
+        mean training loss; the model is back at θ afterwards."""
+        av = self.cfg.alphavil
+        theta = snapshot(self.model)
+        total_w = sum(self.weights.values())
+        task_deltas, task_losses = [], {}
+        for t in self.tasks:
+            restore(self.model, theta)
+            opt = self._task_optimizer(t, av.task_optimizer)
+            task_losses[t] = self.train_steps(
+                opt, [t], {t: self.weights[t] / total_w}, av.rho, f"delta {t}"
+            )
+            task_deltas.append(delta(self.model, theta))
+        restore(self.model, theta)
+        return theta, stack_deltas(task_deltas), task_losses
+
+    def alpha_dev_batches(self) -> list[tuple[Any, dict[str, Tensor]]]:
+        """The target's dev batches for this epoch's α fit (a fresh random sample when
+        ``alphavil.dev_fraction < 1``)."""
+        av = self.cfg.alphavil
+        gen = self.dev_generator if av.dev_fraction < 1.0 else None
+        return [
+            self._inputs(b)
+            for b in self.data.eval_batches(
+                "dev",
+                [self.target],
+                batch_size=self.cfg.train.eval_batch_size,
+                fraction=av.dev_fraction,
+                generator=gen,
+            )
+        ]
+
     def alphavil_epoch(self) -> dict[str, Any]:
         """Algorithm 1, one epoch.
 
@@ -212,31 +245,10 @@ class Trainer:
         written back. Line 11: the task weights move (:mod:`alphavil.task_weights`).
         """
         av = self.cfg.alphavil
-        theta = snapshot(self.model)
-        total_w = sum(self.weights.values())
-        task_deltas, task_losses = [], {}
         t0 = time.perf_counter()
-        for t in self.tasks:
-            restore(self.model, theta)
-            opt = self._task_optimizer(t, av.task_optimizer)
-            task_losses[t] = self.train_steps(
-                opt, [t], {t: self.weights[t] / total_w}, av.rho, f"delta {t}"
-            )
-            task_deltas.append(delta(self.model, theta))
-        restore(self.model, theta)
-        deltas = stack_deltas(task_deltas)
+        theta, deltas, task_losses = self.collect_deltas()
         t1 = time.perf_counter()
-        gen = self.dev_generator if av.dev_fraction < 1.0 else None
-        dev = [
-            self._inputs(b)
-            for b in self.data.eval_batches(
-                "dev",
-                [self.target],
-                batch_size=self.cfg.train.eval_batch_size,
-                fraction=av.dev_fraction,
-                generator=gen,
-            )
-        ]
+        dev = self.alpha_dev_batches()
         self.model.eval()  # α is fitted on the deterministic (eval-mode) network
         task = self.task_map[self.target]
         value_and_grad = target_loss_and_grad(self.model, theta, deltas, dev, task)

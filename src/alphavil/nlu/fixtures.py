@@ -6,6 +6,7 @@ overlap decides paraphrase and entailment; CB has all three classes) in the offi
 headers, field names and label encodings, test labels hidden as distributed::
 
     python -m alphavil.nlu.fixtures data/nlu-fixture            # a few dozen examples per task
+    python -m alphavil.nlu.fixtures data/nlu-demo --sizes demo    # 320/80/80: enough to learn
     python -m alphavil.nlu.fixtures data/nlu-sized --sizes paper  # the real split sizes
 """
 
@@ -87,6 +88,11 @@ CAUSAL = (
     ("The water was boiling.", "She made some tea."),
     ("The music was too loud.", "The neighbours complained."),
 )
+
+# The CPU demo's sizes: with the paper's 25% sample per epoch each task sees 80 rows (10 batches
+# of 8) per epoch, enough for MiniLM to move off chance within a few epochs; the default small
+# sizes (36/12/12: 9 rows per epoch) only exercise the code.
+DEMO_SIZES = (320, 80, 80)
 
 Row = tuple[list[str], int]  # texts, class index
 
@@ -214,16 +220,19 @@ def write_fixture_data(
         n_train: Training examples per task (``sizes="small"``).
         n_eval: Dev and test examples per task (``sizes="small"``).
         seed: Makes the files deterministic.
-        sizes: ``"small"`` or ``"paper"`` (the official split sizes, e.g. MRPC 3668/408/1725).
+        sizes: ``"small"``, ``"demo"`` (320/80/80 per task, the CPU demo) or ``"paper"`` (the
+            official split sizes, e.g. MRPC 3668/408/1725).
     Returns:
         ``root`` as a :class:`~pathlib.Path`.
     """
-    if sizes not in ("small", "paper"):
-        raise ValueError(f"sizes must be 'small' or 'paper', got {sizes!r}")
+    if sizes not in ("small", "demo", "paper"):
+        raise ValueError(f"sizes must be 'small', 'demo' or 'paper', got {sizes!r}")
     root = Path(root)
     for task in tasks:
         rng = random.Random(seed * 1_000_003 + zlib.crc32(task.encode()))
-        counts = PAPER_SIZES[task] if sizes == "paper" else (n_train, n_eval, n_eval)
+        counts = {"paper": PAPER_SIZES[task], "demo": DEMO_SIZES}.get(
+            sizes, (n_train, n_eval, n_eval)
+        )
         for split, n in zip(("train", "dev", "test"), counts, strict=True):
             rows = _rows(task, n, rng)
             text = (
@@ -246,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-train", type=int, default=36)
     parser.add_argument("--n-eval", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sizes", choices=("small", "paper"), default="small")
+    parser.add_argument("--sizes", choices=("small", "demo", "paper"), default="small")
     args = parser.parse_args(argv)
     root = write_fixture_data(args.out_dir, args.n_train, args.n_eval, args.seed, sizes=args.sizes)
     print(f"wrote CB, COPA, MRPC, RTE and WNLI fixture files under {root}")
