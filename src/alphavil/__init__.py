@@ -10,10 +10,19 @@ from alphavil.alpha import (
     fit_alpha,
     target_loss,
     target_loss_and_grad,
+    target_loss_value,
     update_weights,
+)
+from alphavil.alpha_exact import (
+    grid_check,
+    solve_alpha,
+    solve_alpha_newton,
+    start_candidates,
+    target_loss_grad_hess,
 )
 from alphavil.deltas import delta, mix, restore, snapshot, stack_deltas
 from alphavil.models.multihead import MultiHeadModel
+from alphavil.task_weights import update_weights_relative
 from alphavil.tasks import Task
 
 __version__ = "0.1.0"
@@ -26,11 +35,18 @@ __all__ = [
     "autograd_value_and_grad",
     "delta",
     "fit_alpha",
+    "grid_check",
     "mix",
     "restore",
     "snapshot",
+    "solve_alpha",
+    "solve_alpha_newton",
     "stack_deltas",
+    "start_candidates",
     "target_loss",
     "target_loss_and_grad",
+    "target_loss_grad_hess",
+    "target_loss_value",
     "update_weights",
+    "update_weights_relative",
 ]

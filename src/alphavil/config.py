@@ -69,13 +69,17 @@ class TrainConfig:
     # Per-epoch sample of each task's training data for single/multitask (NLU study: 0.25).
     train_fraction: float = bounded(1.0, 0.0, 1.0, lo_open=True)
     eval_batch_size: int = bounded(1000, 1)
-    seed: int = 0
+    # numpy accepts seeds < 2**32 and the loop seeds a second generator with seed + 1
+    seed: int = bounded(0, 0, 2**32 - 2)
     threads: int = bounded(0, 0)  # torch threads; 0 keeps torch's default
     device: str = "cpu"
     channels_last: bool = True  # ~1.5x faster convolutions on this CPU (data-and-machine.md §4)
     optimizer: dict[str, Any] = _opt("SGD", 0.05, momentum=0.9)  # noqa: RUF009 - returns a field()
     save_checkpoints: bool = True
     save_predictions: bool = True  # test-set class probabilities at each task's best dev epoch
+    # state.pt after every epoch (model, optimisers, weights, RNG): lets a killed run resume
+    # bit-identically (`alphavil run ... --resume`, sweeps by default)
+    save_state: bool = True
 
 
 @dataclass
@@ -258,11 +262,24 @@ def check_optimizer(path: str, spec: Any) -> dict[str, Any]:
             raise ConfigError(
                 f"unknown key '{path}.{key}' for {name}; allowed: {', '.join(params)}"
             )
+    for key, value in kwargs.items():  # torch accepts lr = nan or inf without a word
+        if not _all_finite(value):
+            what = "hold finite numbers" if isinstance(value, (list, tuple)) else "be finite"
+            raise ConfigError(f"{path}.{key}: must {what}, got {value}")
     try:
         cls([torch.zeros(1, requires_grad=True)], **kwargs)
     except Exception as err:  # any construction failure is a config error
         raise ConfigError(f"{path}: {name}({kwargs}) is invalid: {err}") from None
     return spec
+
+
+def _all_finite(value: Any) -> bool:
+    """Whether every number in ``value`` (a number or a nested list/tuple) is finite."""
+    if isinstance(value, (list, tuple)):
+        return all(_all_finite(v) for v in value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return math.isfinite(value)
+    return True
 
 
 def build_optimizer(spec: dict[str, Any], params: Any) -> torch.optim.Optimizer:
@@ -302,6 +319,14 @@ def read_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {str(path)!r} is a directory, not a TOML file") from None
+    except OSError as err:
+        raise ConfigError(f"config file {str(path)!r}: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {err.start}); TOML files must be UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: invalid TOML: {err}") from None
 
@@ -379,16 +404,24 @@ def _check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
 
 
 def _check_device(name: str) -> None:
+    """Only devices this machine can train on: cpu, and cuda[:N] where CUDA is available."""
+    n_cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    allowed = "cpu" + (f", cuda, cuda:0..{n_cuda - 1}" if n_cuda else "")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(
-            f"train.device: {name!r} is not a device; e.g. cpu, cuda, cuda:1, mps"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device: {name!r} is not a device; allowed: {allowed}") from None
+    if device.type == "cuda" and not n_cuda:
         raise ConfigError(
             f"train.device: {name!r} but this torch build or machine has no CUDA; use cpu"
         )
+    if device.type == "cuda" and device.index is not None and device.index >= n_cuda:
+        raise ConfigError(
+            f"train.device: {name!r} but this machine has {n_cuda} CUDA device(s); "
+            f"allowed: {allowed}"
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"train.device: {name!r} is not supported; allowed: {allowed}")
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:

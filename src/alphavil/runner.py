@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import torch
 from alphavil.config import POPULATION_METHODS, RunConfig
 from alphavil.datasets import get_dataset
 from alphavil.progress import Progress
-from alphavil.runs import RunWriter
+from alphavil.runs import MARKER, STATE_FILE, RunWriter, atomic_write, load_checkpoint, read_json
 from alphavil.training import Trainer
 
 
@@ -34,31 +35,96 @@ def run_dir_for(cfg: RunConfig) -> Path:
     return Path(cfg.out_dir) / (cfg.name or default_run_name(cfg))
 
 
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: obj}
+
+
+def config_differences(stored: dict[str, Any], requested: dict[str, Any]) -> list[str]:
+    """Dotted keys whose values differ between two resolved configs, as ``key: old -> new``."""
+    a = _flatten(json.loads(json.dumps(stored)))
+    b = _flatten(json.loads(json.dumps(requested)))
+    return [
+        f"{k}: {a.get(k, '(absent)')} -> {b.get(k, '(absent)')}"
+        for k in sorted(set(a) | set(b))
+        if a.get(k, _MISSING) != b.get(k, _MISSING)
+    ]
+
+
+_MISSING = object()
+
+
+def owned(path: Path) -> bool:
+    """Whether ``path`` is a run directory alphavil created (it holds the marker file)."""
+    return (path / MARKER).is_file()
+
+
+def _prepare(path: Path) -> None:
+    """Make ``path`` an empty run directory with the ownership marker. Deletes only folders
+    that hold the marker; an existing folder without it must be empty."""
+    if path.exists() and not path.is_dir():
+        raise RunExistsError(f"{path} exists and is not a directory; choose another --run-dir")
+    if path.exists() and owned(path):
+        shutil.rmtree(path)
+    elif path.exists() and any(path.iterdir()):
+        raise RunExistsError(
+            f"{path} exists and was not created by alphavil (no {MARKER} file); refusing to "
+            "touch it, choose another --run-dir or name"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    atomic_write(path / MARKER, lambda f: f.write(b"alphavil run directory\n"))
+
+
 def execute(
     cfg: RunConfig,
     run_dir: str | Path | None = None,
     *,
     overwrite: bool = False,
+    resume: bool = False,
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Train ``cfg`` and write its run directory; returns the summary.
 
+    Ownership: alphavil writes a marker file (``.alphavil-run``) into every run directory it
+    creates and never deletes or reuses a folder without it (an empty folder is fine).
+
+    * ``resume``: an unfinished run of the same config continues after its last whole epoch
+      (bit-identical to an uninterrupted run; needs ``train.save_state``); a finished one is
+      returned as it is. A run of a different config is refused unless ``overwrite``.
+    * ``overwrite``: a finished run (or one of another config) is deleted and run again.
+    * Neither: a finished run is refused; an unfinished one is started again from scratch.
+
     Raises:
-        RunExistsError: ``run_dir`` already has a ``summary.json`` and ``overwrite`` is false.
+        RunExistsError: the folder is not ours, or holds a finished run / another config and
+            ``overwrite`` is false.
     """
     path = Path(run_dir) if run_dir is not None else run_dir_for(cfg)
-    if (path / "summary.json").exists() and not overwrite:
-        raise RunExistsError(
-            f"{path} already holds a finished run; pass --overwrite or choose another name"
-        )
-    if path.exists():
-        looks_like_run = any((path / f).exists() for f in ("config.json", "metrics.jsonl"))
-        if not looks_like_run and any(path.iterdir()):
+    wanted = cfg.to_dict()
+    state = None
+    if path.exists() and path.is_dir() and owned(path):
+        summary = _read_or_none(path / "summary.json")
+        stored = _read_or_none(path / "config.json")
+        differs = config_differences(stored, wanted) if isinstance(stored, dict) else ["config"]
+        finished = isinstance(summary, dict) and summary.get("status") == "completed"
+        if resume and differs and not overwrite and (finished or (path / STATE_FILE).exists()):
             raise RunExistsError(
-                f"{path} exists and is not a run directory; refusing to "
-                "overwrite it, choose another --run-dir or name"
+                f"{path} holds a run of another config ({'; '.join(differs[:3])}); pass "
+                "--overwrite to replace it"
             )
-        shutil.rmtree(path)
+        if finished and not overwrite:
+            if resume:
+                return dict(summary)
+            raise RunExistsError(
+                f"{path} already holds a finished run; pass --overwrite or choose another name"
+            )
+        if resume and not differs and not finished and (path / STATE_FILE).exists():
+            state = load_checkpoint(path / STATE_FILE)
+    if state is None:
+        _prepare(path)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     spec = get_dataset(cfg.data_name)
@@ -66,10 +132,22 @@ def execute(
     torch.manual_seed(cfg.train.seed)
     model = make_model()
     run = RunWriter(path)
-    run.write_config(cfg.to_dict())
     progress = Progress(path.name, cfg.train.epochs, enabled=show_progress)
     if cfg.train.method in POPULATION_METHODS:
+        run.write_config(wanted)
         module = importlib.import_module(POPULATION_METHODS[cfg.train.method])
         result: dict[str, Any] = module.run_population(cfg, data, make_model, run, progress)
         return result
-    return Trainer(cfg, data, model, run, progress).fit()
+    if state is None:
+        run.write_config(wanted)
+    else:
+        run.truncate(int(state["epoch"]))
+        (path / "summary.json").unlink(missing_ok=True)
+    return Trainer(cfg, data, model, run, progress).fit(resume=state)
+
+
+def _read_or_none(path: Path) -> Any:
+    try:
+        return read_json(path)
+    except (OSError, ValueError):
+        return None

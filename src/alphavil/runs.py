@@ -20,6 +20,9 @@ from typing import IO, Any
 
 import torch
 
+STATE_FILE = "state.pt"  # resumable state, rewritten after every epoch
+MARKER = ".alphavil-run"  # written first into every run directory alphavil creates
+
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -143,6 +146,15 @@ class RunWriter:
     def write_summary(self, summary: dict[str, Any]) -> None:
         """Write ``summary.json``."""
         write_json(self.path / "summary.json", summary)
+
+    def truncate(self, epochs: int) -> None:
+        """Keep only the first ``epochs`` metrics records (before resuming after that epoch)."""
+        self.records = [r for r in self.records if int(r.get("epoch", 0)) <= epochs]
+        write_jsonl(self.path / "metrics.jsonl", self.records)
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        """Write the resumable state ``state.pt`` (atomically, replacing the previous one)."""
+        save_checkpoint(self.path / STATE_FILE, state)
 
     def save(self, name: str, state: dict[str, Any]) -> None:
         """Save a checkpoint ``name`` inside the run directory."""

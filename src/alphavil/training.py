@@ -384,8 +384,46 @@ class Trainer:
         }
 
     # ------------------------------------------------------------------------------- loop
-    def fit(self) -> dict[str, Any]:
-        """Run all epochs; returns the summary (also written to ``summary.json``)."""
+    # ---------------------------------------------------------------------------- resume
+    def state_dict(self, epoch: int) -> dict[str, Any]:
+        """Everything the loop needs to continue after ``epoch`` exactly as if never stopped:
+        model, every optimiser (joint and per task), task weights, DIW's last target accuracy,
+        best-snapshot bookkeeping and the RNG states (batching, dev sampling, torch global)."""
+        return {
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "task_optimizers": {t: o.state_dict() for t, o in self.task_optimizers.items()},
+            "weights": dict(self.weights),
+            "last_target_dev": self.last_target_dev,
+            "best": self.best,
+            "rng": {
+                "batches": self.generator.get_state(),
+                "dev": self.dev_generator.get_state(),
+                "torch": torch.get_rng_state(),
+            },
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> int:
+        """Restore :meth:`state_dict`'s output; returns the epoch it was taken after."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for t, opt_state in state["task_optimizers"].items():
+            opt = build_optimizer(self.cfg.train.optimizer, self.model.parameters())
+            opt.load_state_dict(opt_state)
+            self.task_optimizers[t] = opt
+        self.weights = dict(state["weights"])
+        self.last_target_dev = state["last_target_dev"]
+        self.best = state["best"]
+        self.generator.set_state(state["rng"]["batches"])
+        self.dev_generator.set_state(state["rng"]["dev"])
+        torch.set_rng_state(state["rng"]["torch"])
+        return int(state["epoch"])
+
+    def fit(self, resume: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run all epochs (after ``resume``'s epoch when given, a :meth:`state_dict`); returns
+        the summary (also written to ``summary.json``). With a run directory and
+        ``train.save_state``, a resumable state is written atomically after every epoch."""
         tc = self.cfg.train
         epoch_fn = {
             "single": self.single_epoch,
@@ -393,10 +431,11 @@ class Trainer:
             "alphavil": self.alphavil_epoch,
             "diw": self.diw_epoch,
         }[self.method]
+        first = self.load_state_dict(resume) + 1 if resume is not None else 1
         start = time.perf_counter()
-        status, error, epoch = "completed", None, 0
+        status, error, epoch = "completed", None, first - 1
         try:
-            for epoch in range(1, tc.epochs + 1):
+            for epoch in range(first, tc.epochs + 1):
                 if self.progress:
                     self.progress.start_epoch(epoch)
                 t0 = time.perf_counter()
@@ -423,6 +462,8 @@ class Trainer:
                 }
                 if self.run:
                     self.run.log_epoch(record)
+                    if tc.save_state:
+                        self.run.save_state(self.state_dict(epoch))
                 if self.progress:
                     self.progress.end_epoch(_epoch_line(record))
         except NonFiniteLossError as err:
@@ -434,6 +475,7 @@ class Trainer:
             "status": status,
             "error": error,
             "epochs_completed": epoch - (status != "completed"),
+            "resumed_after_epoch": first - 1 if resume is not None else None,
             "best": self.best,
             "final_weights": dict(self.weights),
             "seconds": time.perf_counter() - start,
