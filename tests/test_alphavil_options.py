@@ -177,3 +177,31 @@ def test_grid_diagnostic_refuses_more_than_three_tasks(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="grid diagnostic is for <= 3 tasks"):
         load_config(None, ["data.name=nlu", "train.target=RTE", "alphavil.grid_points=3"])
+
+
+@pytest.mark.slow
+@pytest.mark.needs_mnist
+def test_exact_solver_reaches_the_grid_argmin_on_multimnist_epochs_1_to_3(tmp_path: Path) -> None:
+    # Acceptance check of the exact solver (seed 0, all 50k training images, target left).
+    from alphavil.config import load_config
+    from tests.data.test_mnist import REAL_CACHE
+
+    if REAL_CACHE is None:
+        pytest.skip("real MNIST not cached (run `alphavil data`)")
+    cfg = load_config(
+        "configs/multimnist_paper.toml",
+        [
+            f"data.cache_dir='{REAL_CACHE}'",
+            f"out_dir='{tmp_path}'",
+            "train.epochs=3",
+            "alphavil.alpha_solver=lbfgs",
+            "alphavil.weight_rule=relative",
+            "alphavil.dev_fraction=0.2",
+            "alphavil.grid_points=11",  # resolution 0.2 on [-0.5, 1.5]^2
+            "train.save_checkpoints=false",
+            "train.save_predictions=false",
+        ],
+    )
+    execute(cfg, tmp_path / "run", show_progress=False)
+    for rec in read_jsonl(tmp_path / "run" / "metrics.jsonl"):
+        assert rec["alpha_grid"]["gap"] <= 1e-6, rec["epoch"]  # at or below the grid's best
