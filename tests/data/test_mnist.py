@@ -83,7 +83,8 @@ def test_load_from_idx_dir_then_cache(tmp_path: Path) -> None:
     assert got.train_labels.dtype == np.int64
     assert str(data) in got.source
     assert (cache / "mnist.npz").is_file()
-    assert [p.name for p in cache.iterdir()] == ["mnist.npz"]  # no temp files left
+    # the cache and its checksum sidecar, no temp files left
+    assert sorted(p.name for p in cache.iterdir()) == ["mnist.npz", "mnist.npz.sha256"]
     again = load_mnist(tmp_path / "missing", cache, download=False, expected_counts=(30, 10))
     assert_same(again, s)
     assert "cached" in again.source
@@ -263,8 +264,10 @@ TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     reason="real MNIST not available (no cached mnist.npz and ALPHAVIL_MNIST_DIR unset)",
 )
 def test_real_mnist(tmp_path: Path) -> None:
-    if REAL_CACHE is not None:
-        s = load_mnist(cache_dir=REAL_CACHE, download=False)
+    if REAL_CACHE is not None:  # via a link, so that the sidecar is written to tmp_path
+        os.symlink(REAL_CACHE / "mnist.npz", tmp_path / "mnist.npz")
+        s = load_mnist(cache_dir=tmp_path, download=False)
+        assert (tmp_path / "mnist.npz.sha256").is_file()
     else:
         s = load_mnist(REAL_DIR, tmp_path, download=False)
     assert s.train_images.shape == (60000, 28, 28) and s.test_images.shape == (10000, 28, 28)

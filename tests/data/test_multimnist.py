@@ -220,28 +220,43 @@ def test_make_multi_dataset_determinism() -> None:
 def test_load_multi_dataset_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
 
-    def fake_mnist(data_dir: object, cache_dir: object, *, download: bool = True) -> ImageSplits:
+    counts = (100, 20)
+
+    def fake_mnist(
+        data_dir: object, cache_dir: object, *, download: bool = True, expected_counts: object
+    ) -> ImageSplits:
+        assert expected_counts == counts
         calls.append("mnist")
         return encoded_source(100, 20, 10, seed=0)
 
-    def fake_fashion(data_dir: object, cache_dir: object) -> ImageSplits:
+    def fake_fashion(
+        data_dir: object, cache_dir: object, *, expected_counts: object
+    ) -> ImageSplits:
+        assert expected_counts == counts
         calls.append("fashion")
         return encoded_source(100, 20, 50, seed=1)
 
     monkeypatch.setattr(multimnist, "load_mnist", fake_mnist)
     monkeypatch.setattr(multimnist, "load_fashion_mnist", fake_fashion)
-    ms = load_multi_dataset("fashion_mnist", data_seed=3, dev_size=30, cache_dir=tmp_path)
+
+    def load(kind: str) -> MultiSplits:
+        return load_multi_dataset(
+            kind, data_seed=3, dev_size=30, cache_dir=tmp_path, expected_counts=counts
+        )
+
+    ms = load("fashion_mnist")
     assert calls == ["mnist", "fashion"]
     path = tmp_path / "multi_fashion_mnist_sener_koltun_seed3_dev30.npz"
-    assert path.is_file() and [p.name for p in tmp_path.iterdir()] == [path.name]
+    sidecar = path.name + ".sha256"
+    assert path.is_file() and sorted(p.name for p in tmp_path.iterdir()) == [path.name, sidecar]
     assert ms.meta["kind"] == "fashion_mnist" and ms.meta["right_source"] == "encoded50"
-    again = load_multi_dataset("fashion_mnist", data_seed=3, dev_size=30, cache_dir=tmp_path)
+    again = load("fashion_mnist")
     assert calls == ["mnist", "fashion"]  # served from the cache
     for x, y in zip(_arrays(ms), _arrays(again), strict=True):
         assert x.dtype == y.dtype
         np.testing.assert_array_equal(x, y)
     assert again.meta == ms.meta
-    load_multi_dataset("fashion", data_seed=3, dev_size=30, cache_dir=tmp_path)
+    load("fashion")
     assert calls[2:] == ["fashion"]
     with pytest.raises(ValueError, match="mnist, fashion, fashion_mnist"):
         load_multi_dataset("cifar", cache_dir=tmp_path)

@@ -8,6 +8,7 @@ row-major order.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -91,7 +92,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         )
     shape = struct.unpack(f">{ndim}I", data[4:header_len])
     dtype = _CODE_TO_DTYPE[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # exact: np.prod could overflow int64
     actual = len(data) - header_len
     if actual < expected:
         raise IdxFormatError(

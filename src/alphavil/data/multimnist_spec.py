@@ -9,8 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from alphavil.config import bounded, choice
+from alphavil.config import ConfigError, bounded, choice
 from alphavil.data.batching import SharedInputData
+from alphavil.data.mnist import MNIST_COUNTS
+from alphavil.data.multimnist import SEED_MAX
 from alphavil.datasets import DatasetSpec
 from alphavil.models.lenet import multi_lenet
 from alphavil.tasks import Task
@@ -25,8 +27,9 @@ class MultiMnistConfig:
 
     kind: str = choice("mnist", "mnist", "fashion", "fashion_mnist")
     variant: str = choice("sener_koltun", "sener_koltun", "shifted")
-    data_seed: int = 0  # fixes partners and the random dev split; recorded with every run
-    dev_size: int = bounded(10000, 1)  # sampled at random from the 60k training images
+    # fixes partners and the random dev split; recorded with every run
+    data_seed: int = bounded(0, 0, SEED_MAX)
+    dev_size: int = bounded(10000, 1, MNIST_COUNTS[0] - 1)  # sampled from the 60k train images
     train_limit: int = bounded(0, 0)  # use the first N train examples (0 = all): reduced runs
     dev_limit: int = bounded(0, 0)
     test_limit: int = bounded(0, 0)
@@ -47,19 +50,36 @@ def _limit(n: int, limit: int) -> slice:
 
 
 def build(cfg: MultiMnistConfig) -> tuple[SharedInputData, Callable[[], nn.Module]]:
-    """Load (or generate and cache) the splits and wrap them as :class:`SharedInputData`."""
+    """Load (or generate and cache) the splits and wrap them as :class:`SharedInputData`.
+
+    Raises:
+        ConfigError: If ``data_seed`` or ``dev_size`` is out of range (``dev_size`` must be
+            below the number of source training images).
+        DataUnavailableError: If the data cannot be obtained.
+    """
     from alphavil.data.multimnist import load_multi_dataset
 
-    splits = load_multi_dataset(
-        cfg.kind,
-        variant=cfg.variant,
-        data_seed=cfg.data_seed,
-        dev_size=cfg.dev_size,
-        data_dir=cfg.data_dir or None,
-        fashion_dir=cfg.fashion_dir or None,
-        cache_dir=cfg.cache_dir or None,
-        download=cfg.download,
-    )
+    n_train = MNIST_COUNTS[0]
+    if not 0 <= cfg.data_seed <= SEED_MAX:
+        raise ConfigError(f"data.data_seed: must be in 0..{SEED_MAX}, got {cfg.data_seed}")
+    if not 1 <= cfg.dev_size < n_train:
+        raise ConfigError(
+            f"data.dev_size: must be in 1..{n_train - 1} (the dev split is sampled from the "
+            f"{n_train} training images), got {cfg.dev_size}"
+        )
+    try:
+        splits = load_multi_dataset(
+            cfg.kind,
+            variant=cfg.variant,
+            data_seed=cfg.data_seed,
+            dev_size=cfg.dev_size,
+            data_dir=cfg.data_dir or None,
+            fashion_dir=cfg.fashion_dir or None,
+            cache_dir=cfg.cache_dir or None,
+            download=cfg.download,
+        )
+    except ValueError as err:  # bad arguments, one line each: report them as config errors
+        raise ConfigError(f"data: {err}") from err
     arrays = {
         "train": (splits.train_images, splits.train_labels, cfg.train_limit),
         "dev": (splits.dev_images, splits.dev_labels, cfg.dev_limit),
