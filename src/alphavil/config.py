@@ -20,8 +20,10 @@ from typing import Any
 
 import torch
 
-from alphavil.datasets import dataset_names, get_dataset
+from alphavil.data.derived import ExtraTask
+from alphavil.datasets import DatasetImportError, dataset_names, get_dataset
 from alphavil.task_weights import WEIGHT_RULES
+from alphavil.tasks import Task
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -144,11 +146,21 @@ class RunConfig:
     name: str = ""
     out_dir: str = "runs"
     label: str = ""  # what reports call this configuration (default: the method's name)
+    extra_tasks: list[ExtraTask] = field(default_factory=list)  # [[data.extra_tasks]]
+
+    def __post_init__(self) -> None:
+        if not getattr(self.data, "_name", ""):
+            raise ConfigError(
+                "RunConfig: the data config has no dataset name; build configs with "
+                "alphavil.config.load_config / resolve, which set it from data.name"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain data (what ``config.json`` holds)."""
         out: dict[str, Any] = {"name": self.name, "out_dir": self.out_dir, "label": self.label}
         out["data"] = {"name": self.data_name, **dataclasses.asdict(self.data)}
+        if self.extra_tasks:
+            out["data"]["extra_tasks"] = [dataclasses.asdict(e) for e in self.extra_tasks]
         for key in ("train", "alphavil", "diw"):
             out[key] = dataclasses.asdict(getattr(self, key))
         for key, value in self.extra.items():
@@ -157,8 +169,13 @@ class RunConfig:
 
     @property
     def data_name(self) -> str:
-        """The dataset name."""
-        return str(getattr(self.data, "_name", "multimnist"))
+        """The dataset name (a registered name or an import path ``package.module:SPEC``)."""
+        return str(self.data._name)
+
+    def task_names(self) -> list[str]:
+        """Every task of the run's data: the dataset's own, then ``[[data.extra_tasks]]``."""
+        spec = get_dataset(self.data_name)
+        return [t.name for t in spec.tasks(self.data)] + [e.name for e in self.extra_tasks]
 
 
 def _section_class(name: str) -> Any:
@@ -339,15 +356,19 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
         raise ConfigError("data: expected a table")
     data_table = dict(data_table)
     data_name = data_table.pop("name", "multimnist")
+    extra_tasks = _extra_tasks(data_table.pop("extra_tasks", []))
     try:
         spec = get_dataset(str(data_name))
+    except DatasetImportError as err:
+        raise ConfigError(str(err)) from None
     except KeyError:
         raise ConfigError(
-            f"data.name: unknown dataset {data_name!r}; allowed: {', '.join(dataset_names())}"
+            f"data.name: unknown dataset {data_name!r}; allowed: {', '.join(dataset_names())}, "
+            "or an import path 'package.module:SPEC'"
         ) from None
     data = build_section(spec.config, data_table, "data")
     object.__setattr__(data, "_name", str(data_name))
-    kwargs: dict[str, Any] = {"data": data, "extra": {}}
+    kwargs: dict[str, Any] = {"data": data, "extra": {}, "extra_tasks": extra_tasks}
     for key, value in raw.items():
         if key in ("name", "out_dir", "label"):
             if not isinstance(value, str):
@@ -367,7 +388,10 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
     method = cfg.train.method
     if method in POPULATION_METHODS and "mt2o" not in cfg.extra and _section_class("mt2o"):
         cfg.extra["mt2o"] = SECTIONS["mt2o"]()
-    tasks = [t.name for t in spec.tasks(data)]
+    tasks = cfg.task_names()
+    clash = sorted({t for t in tasks if tasks.count(t) > 1})
+    if clash:
+        raise ConfigError(f"data.extra_tasks: {clash} already exist; choose other names")
     unknown = [t for t in cfg.train.tasks if t not in tasks]
     if unknown:
         raise ConfigError(f"train.tasks: {unknown} are not tasks; tasks: {', '.join(tasks)}")
@@ -388,6 +412,36 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
             f"train.target: {cfg.train.target!r} is not a task; tasks: {', '.join(tasks)}"
         )
     return cfg
+
+
+def _extra_tasks(value: Any) -> list[ExtraTask]:
+    """Validate ``[[data.extra_tasks]]``: name, labels ("random" or an import path), classes."""
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(
+            "data.extra_tasks: expected a list of tables like "
+            '{name = "noise", labels = "random", classes = 10}'
+        )
+    out = []
+    for i, table in enumerate(value):
+        if "name" not in table:
+            raise ConfigError(f"data.extra_tasks[{i}]: needs a name")
+        entry = build_section(ExtraTask, table, f"data.extra_tasks[{i}]")
+        try:
+            Task(entry.name, entry.classes, entry.kind)
+        except ValueError as err:
+            raise ConfigError(f"data.extra_tasks[{i}]: {err}") from None
+        if entry.labels != "random" and ":" not in entry.labels:
+            raise ConfigError(
+                f"data.extra_tasks[{i}].labels: {entry.labels!r}; use \"random\" or an import "
+                "path 'package.module:function'"
+            )
+        if entry.labels == "random" and (entry.classes < 2 or entry.kind != "classification"):
+            raise ConfigError(
+                f"data.extra_tasks[{i}]: a random-label task is a classification task with "
+                f">= 2 classes, got {entry.kind} with {entry.classes}"
+            )
+        out.append(entry)
+    return out
 
 
 def _check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import importlib
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from alphavil.config import POPULATION_METHODS, RunConfig
-from alphavil.datasets import get_dataset
+from alphavil.config import POPULATION_METHODS, ConfigError, RunConfig
+from alphavil.data.batching import MultiTaskData
+from alphavil.data.derived import add_extra_tasks
+from alphavil.datasets import build_model, get_dataset
 from alphavil.progress import Progress
 from alphavil.runs import MARKER, STATE_FILE, RunWriter, atomic_write, load_checkpoint, read_json
 from alphavil.training import Trainer
@@ -56,6 +60,19 @@ def config_differences(stored: dict[str, Any], requested: dict[str, Any]) -> lis
 
 
 _MISSING = object()
+
+
+def load_data(cfg: RunConfig) -> tuple[MultiTaskData, Callable[[], nn.Module]]:
+    """The run's data (the dataset plus its ``[[data.extra_tasks]]``) and a factory for a
+    fresh model with one head per task."""
+    data, factory = get_dataset(cfg.data_name).build(cfg.data)
+    seed = int(getattr(cfg.data, "data_seed", 0))
+    try:
+        data = add_extra_tasks(data, cfg.extra_tasks, seed)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    tasks = list(data.tasks)
+    return data, lambda: build_model(factory, tasks)
 
 
 def owned(path: Path) -> bool:
@@ -127,8 +144,7 @@ def execute(
         _prepare(path)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    spec = get_dataset(cfg.data_name)
-    data, make_model = spec.build(cfg.data)
+    data, make_model = load_data(cfg)
     torch.manual_seed(cfg.train.seed)
     model = make_model()
     run = RunWriter(path)

@@ -92,7 +92,7 @@ def build(cfg: MultiMnistConfig) -> tuple[SharedInputData, Callable[[], nn.Modul
         labels = torch.from_numpy(np.asarray(y[sl], dtype=np.int64))
         targets[split] = {"left": labels[:, 0].contiguous(), "right": labels[:, 1].contiguous()}
     data = SharedInputData(TASKS, inputs, targets)
-    return data, lambda: multi_lenet([t.name for t in TASKS])
+    return data, lambda tasks=TASKS: multi_lenet(tasks)
 
 
 SPEC = DatasetSpec(config=MultiMnistConfig, tasks=lambda cfg: list(TASKS), build=build)

@@ -7,7 +7,7 @@ labels (a harmful auxiliary task: it only teaches the shared encoder to memorise
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -55,15 +55,15 @@ def make_toy(cfg: ToyConfig) -> SharedInputData:
     return SharedInputData(TASKS, inputs, targets)
 
 
-def toy_model(dim: int = 16, hidden: int = 32) -> MultiHeadModel:
+def toy_model(dim: int = 16, hidden: int = 32, tasks: Sequence[Task] = TASKS) -> MultiHeadModel:
     """A one-hidden-layer MLP encoder with a linear head per task."""
     encoder = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU())
-    return MultiHeadModel(encoder, {t.name: nn.Linear(hidden, 2) for t in TASKS})
+    return MultiHeadModel(encoder, {t.name: nn.Linear(hidden, t.num_outputs) for t in tasks})
 
 
-def build(cfg: ToyConfig) -> tuple[SharedInputData, Callable[[], nn.Module]]:
-    """Data and model factory for the registry."""
-    return make_toy(cfg), lambda: toy_model(cfg.dim, cfg.hidden)
+def build(cfg: ToyConfig) -> tuple[SharedInputData, Callable[..., nn.Module]]:
+    """Data and model factory (one head per task it is given) for the registry."""
+    return make_toy(cfg), lambda tasks=TASKS: toy_model(cfg.dim, cfg.hidden, tasks)
 
 
 SPEC = DatasetSpec(config=ToyConfig, tasks=lambda cfg: list(TASKS), build=build)

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from alphavil.models.multihead import MultiHeadModel
+from alphavil.tasks import Task
 
 
 class LeNetEncoder(nn.Module):
@@ -29,6 +30,18 @@ class LeNetEncoder(nn.Module):
         return torch.relu(self.fc(x.flatten(1)))  # (B, 50)
 
 
-def multi_lenet(tasks: Sequence[str] = ("left", "right"), num_classes: int = 10) -> MultiHeadModel:
-    """The shared LeNet encoder with one linear 50→``num_classes`` head per task (paper §4.1)."""
-    return MultiHeadModel(LeNetEncoder(), {t: nn.Linear(50, num_classes) for t in tasks})
+def multi_lenet(
+    tasks: Sequence[str | Task] = ("left", "right"), num_classes: int = 10
+) -> MultiHeadModel:
+    """The shared LeNet encoder with one linear head per task (paper §4.1).
+
+    A :class:`~alphavil.tasks.Task` gets a 50→``task.num_outputs`` head; a bare name gets
+    50→``num_classes``.
+    """
+    heads = {
+        t.name if isinstance(t, Task) else t: nn.Linear(
+            50, t.num_outputs if isinstance(t, Task) else num_classes
+        )
+        for t in tasks
+    }
+    return MultiHeadModel(LeNetEncoder(), heads)

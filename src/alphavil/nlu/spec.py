@@ -82,7 +82,7 @@ def build(cfg: NluDataConfig) -> tuple[MultiTaskData, Callable[[], nn.Module]]:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"data.encoder: cannot load {cfg.encoder!r}: {first}") from None
     data = build_nlu_data(splits, tokenizer, max_length=cfg.max_length, copa_swap=cfg.copa_swap)
-    return data, lambda: nlu_model(cfg.encoder, task_list)
+    return data, lambda tasks=task_list: nlu_model(cfg.encoder, tasks)
 
 
 SPEC = DatasetSpec(config=NluDataConfig, tasks=tasks, build=build)
