@@ -135,7 +135,7 @@ def test_run_refuses_to_delete_a_folder_that_is_not_a_run(
     cfg = tmp_path / "c.toml"
     cfg.write_text("")
     code, err = _run(capsys, "run", str(cfg), *TOY, "--run-dir", str(precious), "--quiet")
-    assert code == 2 and "is not a run directory" in err
+    assert code == 2 and "not created by alphavil" in err and len(err.splitlines()) == 1
     assert (precious / "thesis.tex").read_text() == "x"
 
 

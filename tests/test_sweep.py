@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from alphavil.config import ConfigError
-from alphavil.runs import read_json
+from alphavil.runs import MARKER, read_json
 from alphavil.sweep import SweepConfig, parse_seeds, plan, run_sweep
 from tests.helpers import TOY
 
@@ -38,6 +38,7 @@ def test_interrupted_sweep_resumes_and_runs_only_missing_runs(tmp_path: Path) ->
     first = run_sweep(None, overrides, _sweep(tmp_path, methods=["single"]))
     assert [r["name"] for r in first] == ["single-main-s0", "single-main-s1"]
     (tmp_path / "alphavil-main-s0").mkdir()
+    (tmp_path / "alphavil-main-s0" / MARKER).write_text("alphavil run directory\n")
     (tmp_path / "alphavil-main-s0" / "metrics.jsonl").write_text('{"epoch": 1}\n')
     mtime = (tmp_path / "single-main-s0" / "summary.json").stat().st_mtime_ns
     second = run_sweep(None, overrides, sweep)

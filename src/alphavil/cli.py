@@ -7,17 +7,26 @@
     alphavil nlu-predict RUN_DIR... --out DIR GLUE/SuperGLUE submission files (ensemble)
     alphavil plot-pareto RUN_DIR... --out DIR MT2O fronts and hypervolume curves
 
-Exit status: 0 success, 1 the run failed (e.g. diverged), 2 bad input (config, arguments).
+Exit status: 0 success; 1 a run failed (diverged; for ``sweep``: some run failed); 2 bad input
+(config, arguments, missing or unreadable files, a run directory that is in the way, missing
+data), reported as one line ``alphavil: error: ...`` (``-v`` adds the traceback); 130 Ctrl-C.
+Options may come between the positional arguments (``alphavil run c.toml --quiet k=v``).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import json
 import logging
+import re
 import sys
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 from alphavil.config import POPULATION_METHODS, ConfigError, load_config
+from alphavil.sweep import SweepInterrupted, check_writable_dir
 
 
 def _die(message: str, code: int = 2) -> int:
@@ -25,15 +34,48 @@ def _die(message: str, code: int = 2) -> int:
     return code
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input or an unusable file, reported in one line (exit 2)."""
+    from alphavil.data.mnist import DataUnavailableError
+    from alphavil.runner import RunExistsError
+
+    return (ConfigError, RunExistsError, DataUnavailableError, ValueError, OSError, KeyError)
+
+
+def error_line(err: BaseException) -> str:
+    """One line for ``err`` that names the file or key involved."""
+    if isinstance(err, OSError) and err.filename is not None:
+        msg = f"{err.filename}: {err.strerror or err}"
+        if err.filename2 is not None:
+            msg += f" (-> {err.filename2})"
+    elif isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        msg = f"no space left on device (disk full): {err}"
+    elif isinstance(err, KeyError):
+        msg = f"missing key {err.args[0]!r}" if err.args else "missing key"
+    elif isinstance(err, UnicodeDecodeError):
+        msg = f"not UTF-8 text: {err}"
+    elif isinstance(err, json.JSONDecodeError):
+        msg = f"invalid JSON: {err}"
+    else:
+        msg = str(err) or type(err).__name__
+    return re.sub(r"\s*\n\s*", " ", msg).strip()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from alphavil.runner import RunExistsError, execute
+    from alphavil.runner import execute, run_dir_for
     from alphavil.training import NonFiniteLossError
 
     cfg = load_config(args.config, args.overrides)
+    path = Path(args.run_dir) if args.run_dir else run_dir_for(cfg)
+    check_writable_dir(path, "--run-dir" if args.run_dir else "run directory")
     try:
-        summary = execute(cfg, args.run_dir, overwrite=args.overwrite, show_progress=not args.quiet)
-    except RunExistsError as err:
-        return _die(str(err))
+        summary = execute(
+            cfg,
+            path,
+            overwrite=args.overwrite,
+            resume=args.resume,
+            show_progress=not args.quiet,
+        )
     except NonFiniteLossError as err:
         return _die(f"run stopped: {err} (what was written so far is kept)", 1)
     if cfg.train.method in POPULATION_METHODS:
@@ -50,33 +92,26 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_plot_pareto(args: argparse.Namespace) -> int:
     from alphavil.pareto.plots import plot_pareto
 
-    try:
-        paths = plot_pareto(args.runs, args.out, args.fraction)
-    except (OSError, ValueError, KeyError) as err:
-        return _die(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    paths = plot_pareto(args.runs, args.out, args.fraction)
     for path in paths:
         print(path)
     return 0
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from alphavil.data.mnist import DataUnavailableError
     from alphavil.data.multimnist import load_multi_dataset
 
     kinds = ["mnist", "fashion", "fashion_mnist"] if args.kind == "all" else [args.kind]
     for kind in kinds:
-        try:
-            s = load_multi_dataset(
-                kind,
-                variant=args.variant,
-                data_seed=args.data_seed,
-                dev_size=args.dev_size,
-                data_dir=args.data_dir,
-                fashion_dir=args.fashion_dir,
-                cache_dir=args.cache_dir,
-            )
-        except DataUnavailableError as err:
-            return _die(str(err), 1)
+        s = load_multi_dataset(  # DataUnavailableError: exit 2 (main)
+            kind,
+            variant=args.variant,
+            data_seed=args.data_seed,
+            dev_size=args.dev_size,
+            data_dir=args.data_dir,
+            fashion_dir=args.fashion_dir,
+            cache_dir=args.cache_dir,
+        )
         print(
             f"multi-{kind} ({args.variant}, data seed {args.data_seed}): train "
             f"{len(s.train_images)}, dev {len(s.dev_images)}, test {len(s.test_images)}"
@@ -87,10 +122,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_nlu_predict(args: argparse.Namespace) -> int:
     from alphavil.nlu.predict import write_predictions
 
-    try:
-        paths = write_predictions(args.runs, args.out, args.data_dir, all_tasks=args.all_tasks)
-    except (OSError, ValueError) as err:
-        return _die(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    paths = write_predictions(args.runs, args.out, args.data_dir, all_tasks=args.all_tasks)
     for task, path in paths.items():
         print(f"{task}: {path}")
     return 0
@@ -99,7 +131,12 @@ def cmd_nlu_predict(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="alphavil", description=__doc__.split("\n")[0])
-    p.add_argument("-v", "--verbose", action="store_true", help="log data preparation details")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log data preparation details; after an error line, also print its traceback",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="train one config and write its run directory")
@@ -107,8 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=5")
     r.add_argument("--run-dir", help="run directory (default: OUT_DIR/NAME from the config)")
     r.add_argument("--overwrite", action="store_true", help="replace a finished run")
+    r.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an unfinished run of the same config after its last whole epoch",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress output")
-    r.set_defaults(func=cmd_run)
+    r.set_defaults(func=cmd_run, intermixed="overrides")
 
     d = sub.add_parser("data", help="fetch MNIST / Fashion-MNIST and cache MultiMNIST splits")
     d.add_argument("--kind", default="mnist", choices=["mnist", "fashion", "fashion_mnist", "all"])
@@ -127,13 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--out", required=True, help="folder for the submission files")
     n.add_argument("--data-dir", help="GLUE/SuperGLUE folder (for test example ids)")
     n.add_argument("--all-tasks", action="store_true", help="also non-target heads of runs")
-    n.set_defaults(func=cmd_nlu_predict)
+    n.set_defaults(func=cmd_nlu_predict, intermixed="runs")
 
     pp = sub.add_parser("plot-pareto", help="MT2O fronts, hypervolume curves, epochs-to-95%%")
     pp.add_argument("runs", nargs="+", help="MT2O / ls / pmtl run directories")
     pp.add_argument("--out", required=True, help="output folder")
     pp.add_argument("--fraction", type=float, default=0.95, help="hypervolume fraction")
-    pp.set_defaults(func=cmd_plot_pareto)
+    pp.set_defaults(func=cmd_plot_pareto, intermixed="runs")
 
     from alphavil import sweep
 
@@ -144,7 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``alphavil`` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # parse_intermixed_args does not support subparsers; so: positional words left over after
+    # an option (`run c.toml --quiet k=v`) go to the subcommand's list positional.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        dest = getattr(args, "intermixed", None)
+        if dest is None or any(e.startswith("-") for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        getattr(args, dest).extend(extra)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(message)s",
@@ -153,10 +202,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("alphavil").setLevel(logging.INFO)
     try:
         return int(args.func(args))
-    except ConfigError as err:
-        return _die(str(err))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        if isinstance(err, SweepInterrupted):  # the sweep has said what finished
+            return 130
         return _die("interrupted; finished files are kept", 130)
+    except Exception as err:  # the one place bad input becomes `alphavil: error: <one line>`
+        if not isinstance(err, _user_errors()):
+            raise
+        code = _die(error_line(err))
+        if args.verbose:
+            traceback.print_exc()
+        return code
 
 
 if __name__ == "__main__":

@@ -432,7 +432,7 @@ def _extra_tasks(value: Any) -> list[ExtraTask]:
             raise ConfigError(f"data.extra_tasks[{i}]: {err}") from None
         if entry.labels != "random" and ":" not in entry.labels:
             raise ConfigError(
-                f"data.extra_tasks[{i}].labels: {entry.labels!r}; use \"random\" or an import "
+                f'data.extra_tasks[{i}].labels: {entry.labels!r}; use "random" or an import '
                 "path 'package.module:function'"
             )
         if entry.labels == "random" and (entry.classes < 2 or entry.kind != "classification"):

@@ -30,15 +30,39 @@ METHOD_ORDER = ("single", "multitask", "diw", "alphavil")
 LABELS = {"single": "Singletask", "multitask": "Multitask", "diw": "DIW", "alphavil": "αVIL"}
 
 
+def _read_object(path: Path) -> dict[str, Any]:
+    """A run file that must hold a JSON object; ValueError naming ``path`` otherwise."""
+    try:
+        data = read_json(path)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: missing (the run folder has a summary.json)") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text, not a run file") from None
+    except ValueError as err:  # json.JSONDecodeError
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
 def collect_runs(root: Path) -> list[dict[str, Any]]:
-    """Completed runs under ``root`` (each a folder with config.json and summary.json)."""
+    """Completed runs under ``root`` (each a folder with config.json and summary.json).
+
+    Raises:
+        ValueError: a run file that is not a JSON object or lacks ``train.method`` /
+            ``train.seed``; the message names the file.
+    """
     runs = []
     for summary_path in sorted(Path(root).glob("*/summary.json")):
-        summary = read_json(summary_path)
+        summary = _read_object(summary_path)
         if summary.get("status") != "completed":
             continue
-        config = read_json(summary_path.parent / "config.json")
-        method = config["train"]["method"]
+        config_path = summary_path.parent / "config.json"
+        config = _read_object(config_path)
+        train = config.get("train")
+        if not isinstance(train, dict) or "method" not in train or "seed" not in train:
+            raise ValueError(f"{config_path}: no train.method and train.seed; not a run config")
+        method = train["method"]
         runs.append(
             {
                 "path": summary_path.parent,
@@ -46,7 +70,7 @@ def collect_runs(root: Path) -> list[dict[str, Any]]:
                 "method": method,
                 "label": config.get("label") or method,
                 "target": summary.get("target"),
-                "seed": config["train"]["seed"],
+                "seed": train["seed"],
                 "summary": summary,
                 "config": config,
             }

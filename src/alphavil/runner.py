@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,7 @@ import torch
 from torch import nn
 
 from alphavil.config import POPULATION_METHODS, ConfigError, RunConfig
+from alphavil.config_diff import config_differences
 from alphavil.data.batching import MultiTaskData
 from alphavil.data.derived import add_extra_tasks
 from alphavil.datasets import build_model, get_dataset
@@ -39,29 +39,6 @@ def run_dir_for(cfg: RunConfig) -> Path:
     return Path(cfg.out_dir) / (cfg.name or default_run_name(cfg))
 
 
-def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(obj, dict):
-        out: dict[str, Any] = {}
-        for k, v in obj.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: obj}
-
-
-def config_differences(stored: dict[str, Any], requested: dict[str, Any]) -> list[str]:
-    """Dotted keys whose values differ between two resolved configs, as ``key: old -> new``."""
-    a = _flatten(json.loads(json.dumps(stored)))
-    b = _flatten(json.loads(json.dumps(requested)))
-    return [
-        f"{k}: {a.get(k, '(absent)')} -> {b.get(k, '(absent)')}"
-        for k in sorted(set(a) | set(b))
-        if a.get(k, _MISSING) != b.get(k, _MISSING)
-    ]
-
-
-_MISSING = object()
-
-
 def load_data(cfg: RunConfig) -> tuple[MultiTaskData, Callable[[], nn.Module]]:
     """The run's data (the dataset plus its ``[[data.extra_tasks]]``) and a factory for a
     fresh model with one head per task."""
@@ -80,18 +57,23 @@ def owned(path: Path) -> bool:
     return (path / MARKER).is_file()
 
 
-def _prepare(path: Path) -> None:
-    """Make ``path`` an empty run directory with the ownership marker. Deletes only folders
-    that hold the marker; an existing folder without it must be empty."""
+def _check_preparable(path: Path) -> None:
+    """Refuse a ``path`` that :func:`_prepare` may not use (a file, or a folder not ours)."""
     if path.exists() and not path.is_dir():
         raise RunExistsError(f"{path} exists and is not a directory; choose another --run-dir")
-    if path.exists() and owned(path):
-        shutil.rmtree(path)
-    elif path.exists() and any(path.iterdir()):
+    if path.exists() and not owned(path) and any(path.iterdir()):
         raise RunExistsError(
             f"{path} exists and was not created by alphavil (no {MARKER} file); refusing to "
             "touch it, choose another --run-dir or name"
         )
+
+
+def _prepare(path: Path) -> None:
+    """Make ``path`` an empty run directory with the ownership marker. Deletes only folders
+    that hold the marker; an existing folder without it must be empty."""
+    _check_preparable(path)
+    if path.exists() and owned(path):
+        shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     atomic_write(path / MARKER, lambda f: f.write(b"alphavil run directory\n"))
 
@@ -125,7 +107,9 @@ def execute(
     if path.exists() and path.is_dir() and owned(path):
         summary = _read_or_none(path / "summary.json")
         stored = _read_or_none(path / "config.json")
-        differs = config_differences(stored, wanted) if isinstance(stored, dict) else ["config"]
+        differs = (
+            config_differences(stored, wanted, cfg) if isinstance(stored, dict) else ["config"]
+        )
         finished = isinstance(summary, dict) and summary.get("status") == "completed"
         if resume and differs and not overwrite and (finished or (path / STATE_FILE).exists()):
             raise RunExistsError(
@@ -141,10 +125,12 @@ def execute(
         if resume and not differs and not finished and (path / STATE_FILE).exists():
             state = load_checkpoint(path / STATE_FILE)
     if state is None:
-        _prepare(path)
+        _check_preparable(path)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    data, make_model = load_data(cfg)
+    data, make_model = load_data(cfg)  # before touching the folder: bad data leaves no trace
+    if state is None:
+        _prepare(path)
     torch.manual_seed(cfg.train.seed)
     model = make_model()
     run = RunWriter(path)

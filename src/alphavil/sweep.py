@@ -1,28 +1,80 @@
 """Sweeps: methods × target tasks × seeds as parallel single-threaded worker processes.
 
-Resumable: a run whose directory holds a completed ``summary.json`` is skipped, so a sweep
-interrupted by Ctrl-C or a crash picks up where it stopped. A run that fails is recorded in its
-directory as ``error.json`` (message and traceback) and the sweep carries on; the next sweep
-retries it. Two one-thread processes beat one two-thread process for small models on a 2-core
-CPU (data-and-machine.md §4), hence the defaults.
+Resumable. A run counts as done only when its ``summary.json`` says completed *and* its
+``config.json`` equals the run's requested resolved config (JSON round-tripped; the keys
+``out_dir``, where the folder happens to live, and ``sweep``, the grid rather than the run, are
+not compared, and an option missing from an older ``config.json`` matches when the requested
+value is that option's default, i.e. the run predates the option). A completed run of a
+different config stops the sweep before anything starts, with one line naming the run and the
+keys that differ; ``--rerun-changed`` reruns those runs instead. Every other run is started
+with ``execute(..., resume=True)``: an unfinished run continues from its last whole epoch, so a
+sweep interrupted by Ctrl-C, a crash or kill -9 picks up where it stopped. A run that fails is
+recorded in its directory as ``error.json`` (message and traceback) and the sweep carries on;
+the next sweep retries it. Two one-thread processes beat one two-thread process for small
+models on a 2-core CPU (data-and-machine.md §4), hence the defaults.
+
+One sweep per folder: the sweep holds ``OUT_DIR/.sweep.lock`` (it contains the holder's pid)
+locked with ``fcntl.flock`` on the open file, and a second sweep on the same folder stops with
+a line naming that pid. The kernel drops an flock when its process ends however it ends (crash,
+kill -9, power loss), so a dead sweep never leaves a stale lock and nothing has to be cleaned
+up by hand; the file itself is left in place (deleting it would race with a sweep that has just
+opened it), only the lock on it counts. Where ``fcntl`` is missing (Windows) there is no lock.
+
+Ctrl-C: workers ignore SIGINT themselves; the parent cancels the queued runs, prints
+``sweep interrupted: N runs finished, M will resume next time``, terminates the running
+workers (SIGTERM, SIGKILL after a few seconds) and exits 130 without waiting for a run to end.
+Workers also end when the sweep process dies (kill -9): ``prctl(PR_SET_PDEATHSIG, SIGTERM)`` on
+Linux plus a thread that polls the parent's pid.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import os
+import re
+import signal
 import sys
+import threading
 import time
 import traceback
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from alphavil.config import POPULATION_METHODS, TARGET_METHODS, ConfigError, bounded, choice
+from alphavil.config import (
+    POPULATION_METHODS,
+    TARGET_METHODS,
+    ConfigError,
+    RunConfig,
+    bounded,
+    choice,
+)
 from alphavil.config import load_config as _load
-from alphavil.runs import read_json, write_json
+from alphavil.config_diff import config_differences
+from alphavil.runs import MARKER, read_json, write_json
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lock
+    fcntl = None  # type: ignore[assignment]
+
+LOCK_FILE = ".sweep.lock"
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_STOP_GRACE_S = 5.0  # after SIGTERM, how long workers get before SIGKILL
+
+
+class SweepError(ValueError):
+    """A sweep cannot start (folder locked, changed runs); the message is one line (exit 2)."""
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a sweep; the user has already been told what finished (exit 130)."""
 
 
 @dataclass
@@ -72,18 +124,22 @@ def _variants(sweep: SweepConfig) -> dict[str, list[str]]:
 
 
 def plan(config: str | None, overrides: list[str], sweep: SweepConfig) -> list[Job]:
-    """The runs of the grid, validated (unknown methods/targets raise :class:`ConfigError`)."""
-    from alphavil.datasets import get_dataset
-
+    """The runs of the grid, validated (unknown methods/targets and an empty grid raise
+    :class:`ConfigError`)."""
     base = _load(config, overrides)
-    tasks = [t.name for t in get_dataset(base.data_name).tasks(base.data)]
-    tasks = list(base.train.tasks) or tasks
+    tasks = list(base.train.tasks) or base.task_names()
     for key in ("methods", "targets", "seeds"):
         values = getattr(sweep, key)
         if len(set(values)) != len(values):
             raise ConfigError(f"sweep.{key}: {values} lists a value twice")
     variants = _variants(sweep)
+    if not variants:
+        raise ConfigError("sweep.methods: empty (and no sweep.variants); the grid has no runs")
+    if not sweep.seeds:
+        raise ConfigError("sweep.seeds: empty; the grid has no runs")
     targets = sweep.targets or tasks
+    if not targets:
+        raise ConfigError("sweep.targets: no target tasks; the grid has no runs")
     for t in targets:
         if t not in tasks:
             raise ConfigError(f"sweep.targets: {t!r} is not a task; tasks: {', '.join(tasks)}")
@@ -111,23 +167,116 @@ def plan(config: str | None, overrides: list[str], sweep: SweepConfig) -> list[J
     return [j for _, _, j in jobs]
 
 
-def is_done(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds a completed run."""
-    try:
-        return bool(read_json(run_dir / "summary.json").get("status") == "completed")
-    except (FileNotFoundError, ValueError):
-        return False
-
-
-def run_job(config: str | None, job: Job) -> dict[str, Any]:
-    """Run one job (in a worker process); failures are written to ``error.json``."""
-    from alphavil.runner import execute, run_dir_for
-
+def job_config(config: str | None, job: Job) -> RunConfig:
+    """The resolved config of ``job``, without the ``[sweep]`` table (the grid is not part of a
+    run's config, so editing the grid does not make finished runs look changed)."""
     cfg = _load(config, list(job.overrides))
-    path = run_dir_for(cfg)
+    cfg.extra.pop("sweep", None)
+    return cfg
+
+
+def run_state(
+    run_dir: Path, requested: dict[str, Any], cfg: RunConfig | None = None
+) -> tuple[str, list[str]]:
+    """Whether ``run_dir`` holds a completed run of ``requested`` (a resolved config dict;
+    ``cfg``'s defaults forgive options added since the run, see :mod:`alphavil.config_diff`).
+
+    Returns:
+        ``("done", [])``; ``("changed", ["train.epochs: 2 -> 3", ...])`` for a completed run
+        of another config; ``("todo", [])`` when there is no completed run (none, unfinished,
+        failed or unreadable).
+    """
+    try:
+        summary = read_json(run_dir / "summary.json")
+    except (OSError, ValueError):
+        return "todo", []
+    if not isinstance(summary, dict) or summary.get("status") != "completed":
+        return "todo", []
+    try:
+        stored = read_json(run_dir / "config.json")
+    except (OSError, ValueError):
+        return "changed", ["config.json missing or unreadable"]
+    if not isinstance(stored, dict):
+        return "changed", ["config.json is not a JSON object"]
+    diffs = config_differences(stored, requested, cfg)
+    return ("changed" if diffs else "done"), diffs
+
+
+def is_done(run_dir: Path, requested: dict[str, Any] | None = None) -> bool:
+    """Whether ``run_dir`` holds a completed run (of ``requested``, when given)."""
+    if requested is not None:
+        return run_state(run_dir, requested)[0] == "done"
+    try:
+        summary = read_json(run_dir / "summary.json")
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and summary.get("status") == "completed"
+
+
+def _changed_message(changed: list[tuple[Path, list[str]]]) -> str:
+    path, diffs = changed[0]
+    shown = "; ".join(diffs[:3]) + (f"; {len(diffs) - 3} more keys" if len(diffs) > 3 else "")
+    msg = f"{path} was run with a different config ({shown})"
+    if len(changed) == 1:
+        return msg + "; pass --rerun-changed to rerun it"
+    names = ", ".join(p.name for p, _ in changed[1:4]) + (", ..." if len(changed) > 4 else "")
+    return (
+        f"{msg}, and so were {len(changed) - 1} more runs ({names}); "
+        "pass --rerun-changed to rerun them"
+    )
+
+
+def check_writable_dir(path: Path, what: str) -> None:
+    """Raise :class:`ConfigError` (one line) unless ``path`` is, or can be made, a folder this
+    process can write to."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{what} {path}: exists and is not a folder")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing != path and not existing.is_dir():
+        raise ConfigError(f"{what} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == path else f" ({existing})"
+        raise ConfigError(f"{what} {path}: not writable{where}")
+
+
+@contextlib.contextmanager
+def sweep_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir/.sweep.lock`` (see the module docstring) or raise :class:`SweepError`."""
+    path = Path(out_dir) / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by workers (O_CLOEXEC)
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                raise SweepError(
+                    f"{out_dir}: another sweep (pid {holder}) is running in this folder; "
+                    f"wait for it or stop it (lock file {path})"
+                ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s*\n\s*", " ", text).strip()
+
+
+def run_job(cfg: RunConfig, job: Job, overwrite: bool = False) -> dict[str, Any]:
+    """Run one job (in a worker process), resuming an unfinished run of the same config;
+    failures are written to ``error.json`` in the run directory (if alphavil owns it)."""
+    path = Path(cfg.out_dir) / job.name
     t0 = time.perf_counter()
     try:
-        summary = execute(cfg, path, overwrite=True, show_progress=False)
+        from alphavil.runner import execute
+
+        summary = execute(cfg, path, overwrite=overwrite, resume=True, show_progress=False)
         (path / "error.json").unlink(missing_ok=True)
         return {
             "name": job.name,
@@ -136,8 +285,12 @@ def run_job(config: str | None, job: Job) -> dict[str, Any]:
             "summary": summary,
         }
     except Exception as err:
-        message = f"{type(err).__name__}: {err}"
-        write_json(path / "error.json", {"error": message, "traceback": traceback.format_exc()})
+        message = _one_line(f"{type(err).__name__}: {err}")
+        if (path / MARKER).is_file():  # never write into a folder alphavil does not own
+            with contextlib.suppress(OSError):
+                write_json(
+                    path / "error.json", {"error": message, "traceback": traceback.format_exc()}
+                )
         return {
             "name": job.name,
             "ok": False,
@@ -146,17 +299,110 @@ def run_job(config: str | None, job: Job) -> dict[str, Any]:
         }
 
 
+def _exit_with_parent(parent: int, poll_s: float = 2.0) -> None:
+    """End this process when ``parent`` dies: PR_SET_PDEATHSIG on Linux, and a thread that
+    polls the parent pid everywhere (also covers the pdeathsig corner cases)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="alphavil-parent-watch", daemon=True).start()
+
+
+def _init_worker(parent: int) -> None:
+    """Worker initializer: the parent handles Ctrl-C; die with the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent(parent)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT meanwhile (main thread only): processes started now inherit SIG_IGN, so a
+    Ctrl-C while a worker starts up does not print a traceback from it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel queued jobs and end the workers now: SIGTERM, SIGKILL after a grace period."""
+    procs = list((pool._processes or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    deadline = time.monotonic() + _STOP_GRACE_S
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+            proc.join(1.0)
+
+
 def run_sweep(
-    config: str | None, overrides: list[str], sweep: SweepConfig, log: Any = None
+    config: str | None,
+    overrides: list[str],
+    sweep: SweepConfig,
+    log: Any = None,
+    *,
+    rerun_changed: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run every job not yet completed; returns one result per job run now."""
+    """Run every job not yet completed with its config; returns one result per job run now.
+
+    Raises:
+        ConfigError: a bad grid or an unwritable sweep folder.
+        SweepError: another sweep holds the folder, or a completed run has another config
+            and ``rerun_changed`` is false (nothing is started).
+        SweepInterrupted: Ctrl-C (after the workers are stopped and the user is told).
+    """
     out = log or sys.stderr
     jobs = plan(config, overrides, sweep)
     out_dir = Path(_load(config, overrides).out_dir)
-    todo = [j for j in jobs if not is_done(out_dir / j.name)]
+    check_writable_dir(out_dir, "sweep folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with sweep_lock(out_dir):
+        return _run_locked(config, jobs, sweep, out_dir, out, rerun_changed)
+
+
+def _run_locked(
+    config: str | None,
+    jobs: list[Job],
+    sweep: SweepConfig,
+    out_dir: Path,
+    out: Any,
+    rerun_changed: bool,
+) -> list[dict[str, Any]]:
+    cfgs = {j.name: job_config(config, j) for j in jobs}
+    todo: list[Job] = []
+    changed: list[tuple[Path, list[str]]] = []
+    rerun: set[str] = set()
+    for j in jobs:
+        path = Path(cfgs[j.name].out_dir) / j.name
+        state, diffs = run_state(path, cfgs[j.name].to_dict(), cfgs[j.name])
+        if state == "changed":
+            changed.append((path, diffs))
+            rerun.add(j.name)
+        if state != "done":
+            todo.append(j)
+    if changed and not rerun_changed:
+        raise SweepError(_changed_message(changed))
     print(
-        f"sweep: {len(jobs)} runs, {len(jobs) - len(todo)} already done, {len(todo)} to run "
-        f"with {sweep.workers or 1} worker(s) -> {out_dir}",
+        f"sweep: {len(jobs)} runs, {len(jobs) - len(todo)} already done, {len(todo)} to run"
+        + (f" ({len(rerun)} with a changed config)" if rerun else "")
+        + f" with {sweep.workers or 1} worker(s) -> {out_dir}",
         file=out,
         flush=True,
     )
@@ -176,23 +422,60 @@ def run_sweep(
             flush=True,
         )
 
+    def interrupted() -> SweepInterrupted:
+        print(
+            f"sweep interrupted: {len(results)} runs finished, "
+            f"{len(todo) - len(results)} will resume next time",
+            file=out,
+            flush=True,
+        )
+        return SweepInterrupted()
+
+    if not todo:
+        return results
     if sweep.workers == 0:
-        for job in todo:
-            report(run_job(config, job))
+        try:
+            for job in todo:
+                report(run_job(cfgs[job.name], job, job.name in rerun))
+        except KeyboardInterrupt:
+            raise interrupted() from None
         return results
     os.environ.setdefault("OMP_NUM_THREADS", str(sweep.threads))
-    ctx = get_context("spawn")
-    with ProcessPoolExecutor(max_workers=sweep.workers, mp_context=ctx) as pool:
-        pending: set[Future[dict[str, Any]]] = {pool.submit(run_job, config, j) for j in todo}
-        try:
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    report(fut.result())
-        except KeyboardInterrupt:
-            for fut in pending:
-                fut.cancel()
-            raise
+    with _sigint_ignored():  # workers start (on submit) with SIGINT ignored
+        pool = ProcessPoolExecutor(
+            max_workers=min(sweep.workers, len(todo)),
+            mp_context=get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(os.getpid(),),
+        )
+        pending: dict[Future[dict[str, Any]], Job] = {
+            pool.submit(run_job, cfgs[j.name], j, j.name in rerun): j for j in todo
+        }
+    try:
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                job = pending.pop(fut)
+                try:
+                    res = fut.result()
+                except BrokenProcessPool:
+                    res = {
+                        "name": job.name,
+                        "ok": False,
+                        "seconds": 0.0,
+                        "error": "its worker process died (killed? out of memory?)",
+                    }
+                report(res)
+    except KeyboardInterrupt:
+        err = interrupted()
+        with _sigint_ignored():
+            _stop_workers(pool)
+        raise err from None
+    except BaseException:
+        with _sigint_ignored():
+            _stop_workers(pool)
+        raise
+    pool.shutdown()
     return results
 
 
@@ -219,10 +502,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if args.workers < 0:
             raise ConfigError(f"--workers must be >= 0 (0 = in this process), got {args.workers}")
         sweep.workers = args.workers
-    results = run_sweep(args.config, args.overrides, sweep)
+    results = run_sweep(args.config, args.overrides, sweep, rerun_changed=args.rerun_changed)
     from alphavil.report import collect_runs, format_table
 
-    print(format_table(collect_runs(Path(cfg.out_dir))))
+    try:
+        print(format_table(collect_runs(Path(cfg.out_dir))))
+    except (OSError, ValueError) as err:  # a broken folder beside the runs: the sweep still ran
+        print(f"sweep: no table ({_one_line(str(err))})", file=sys.stderr)
     return 1 if any(not r["ok"] for r in results) else 0
 
 
@@ -260,10 +546,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     """``alphavil report``."""
     from alphavil.report import collect_runs, write_report
 
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        check_writable_dir(out, "--out")
     if not collect_runs(Path(args.runs)):
         raise ConfigError(f"{args.runs}: no completed runs (folders with summary.json) found")
     tuned = parse_tuned(args.tuned or [])
-    paths = write_report(Path(args.runs), Path(args.out) if args.out else None, tuned)
+    paths = write_report(Path(args.runs), out, tuned)
     for p in paths:
         print(p)
     return 0
@@ -278,7 +567,12 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--targets", help="comma list of target tasks (default: all)")
     s.add_argument("--seeds", help="e.g. 0-4 or 0,1,2")
     s.add_argument("--workers", type=int, help="parallel worker processes (0 = in process)")
-    s.set_defaults(func=cmd_sweep)
+    s.add_argument(
+        "--rerun-changed",
+        action="store_true",
+        help="rerun completed runs whose stored config differs from the requested one",
+    )
+    s.set_defaults(func=cmd_sweep, intermixed="overrides")
     r = sub.add_parser("report", help="Table 1, paired statistics and figures from run dirs")
     r.add_argument("runs", help="folder of run directories (a sweep's out_dir)")
     r.add_argument("--out", help="output folder (default: RUNS/report)")

@@ -20,6 +20,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +31,34 @@ logger = logging.getLogger("alphavil")
 PROBS = "test_probs_{task}.npy"
 
 
+def _run_config(run_dir: str | Path) -> dict[str, Any]:
+    """A run's ``config.json``; ValueError naming the file when it is not a JSON object."""
+    path = Path(run_dir) / "config.json"
+    try:
+        config = read_json(path)
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text, not a run config") from None
+    except ValueError as err:  # json.JSONDecodeError
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    return config
+
+
+def _train_table(run_dir: str | Path) -> dict[str, Any]:
+    train = _run_config(run_dir).get("train", {})
+    if not isinstance(train, dict):
+        raise ValueError(f"{Path(run_dir) / 'config.json'}: train is not a table")
+    return train
+
+
+def _load_probs(path: Path) -> np.ndarray:
+    try:
+        return np.load(path)
+    except (ValueError, EOFError) as err:  # truncated, pickled or not a .npy file
+        raise ValueError(f"{path}: not a readable .npy array ({err})") from None
+
+
 def run_probs(run_dir: str | Path, *, all_tasks: bool = False) -> dict[str, np.ndarray]:
     """Task -> test probabilities ``(N, classes)`` of one run.
 
@@ -37,13 +66,13 @@ def run_probs(run_dir: str | Path, *, all_tasks: bool = False) -> dict[str, np.n
     ``all_tasks``; multitask runs contribute every task they saved.
     """
     run_dir = Path(run_dir)
-    train = read_json(run_dir / "config.json").get("train", {})
+    train = _train_table(run_dir)
     out = {}
     for task in TASKS:
         path = run_dir / PROBS.format(task=task)
         keep = all_tasks or train.get("method") == "multitask" or train.get("target") == task
         if path.is_file() and keep:
-            out[task] = np.load(path)
+            out[task] = _load_probs(path)
     return out
 
 
@@ -57,9 +86,7 @@ def ensemble(
     Raises:
         ValueError: if the runs mix methods, or disagree on a task's number of test rows.
     """
-    methods = {
-        str(read_json(Path(r) / "config.json").get("train", {}).get("method")) for r in run_dirs
-    }
+    methods = {str(_train_table(r).get("method")) for r in run_dirs}
     if len(methods) > 1:
         raise ValueError(f"runs mix methods {sorted(methods)}; ensemble one method at a time")
     members: dict[str, list[np.ndarray]] = {}
@@ -124,10 +151,14 @@ def write_predictions(
     """
     if not run_dirs:
         raise ValueError("no run directories given")
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ValueError(f"--out {out_dir}: exists and is not a folder")
     probs, members = ensemble(run_dirs, all_tasks=all_tasks)
     if not probs:
         raise ValueError(f"no {PROBS.format(task='<TASK>')} files in {list(map(str, run_dirs))}")
-    data_cfg = read_json(Path(run_dirs[0]) / "config.json").get("data", {})
+    data_cfg = _run_config(run_dirs[0]).get("data", {})
+    if not isinstance(data_cfg, dict):
+        raise ValueError(f"{Path(run_dirs[0]) / 'config.json'}: data is not a table")
     hub = data_dir is None and bool(data_cfg.get("hub"))
     root = data_dir if data_dir is not None else data_cfg.get("data_dir", "")
     out = Path(out_dir)
@@ -167,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         written = write_predictions(args.runs, args.out, args.data_dir, all_tasks=args.all_tasks)
     except (OSError, ValueError) as err:
-        print(f"alphavil nlu-predict: error: {err}", file=sys.stderr)
+        message = " ".join(str(err).split()) or type(err).__name__  # one line
+        print(f"alphavil nlu-predict: error: {message}", file=sys.stderr)
         return 2
     for task, path in written.items():
         print(f"{task}: {path}")

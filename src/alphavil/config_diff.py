@@ -1,0 +1,97 @@
+"""Comparing resolved run configs: which keys differ between a stored run and a request.
+
+One rule for sweeps (is a finished run the requested one?) and ``alphavil run --resume`` (may this
+unfinished run be continued?). Not compared: ``out_dir`` (where the folder lives) and ``sweep``
+(the grid, not the run). An option missing from a stored config counts as the same when the
+requested value is its default: the run was made before that option existed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alphavil.config import RunConfig
+
+_NOT_COMPARED = ("out_dir", "sweep")  # top-level config keys that do not change a run
+
+
+def plain(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` as JSON gives it back (tuples become lists), less the keys not compared."""
+    out: dict[str, Any] = json.loads(json.dumps(config, default=str))
+    return {k: v for k, v in out.items() if k not in _NOT_COMPARED}
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict) and obj:
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: obj}
+
+
+_ABSENT = object()
+
+
+def differing_keys(
+    stored: dict[str, Any], requested: dict[str, Any], defaults: dict[str, Any] | None = None
+) -> list[str]:
+    """Dotted keys whose values differ between two configs (empty: the same config).
+
+    A key missing from ``stored`` whose requested value is its default (``defaults``: dotted
+    key -> default) is not a difference: the run was made before that option existed.
+    """
+    a, b, d = flatten(stored), flatten(requested), defaults or {}
+    return [
+        k
+        for k in sorted(set(a) | set(b))
+        if a.get(k, _ABSENT) != b.get(k, _ABSENT)
+        and not (k not in a and k in b and k in d and d[k] == b[k])
+    ]
+
+
+def config_defaults(cfg: RunConfig) -> dict[str, Any]:
+    """Dotted key -> default value of every option in ``cfg``'s tables (JSON-plain)."""
+    tables: dict[str, Any] = {
+        "data": cfg.data,
+        "train": cfg.train,
+        "alphavil": cfg.alphavil,
+        "diw": cfg.diw,
+        **cfg.extra,
+    }
+    out: dict[str, Any] = {"label": ""}
+    for key, obj in tables.items():
+        if not dataclasses.is_dataclass(obj):
+            continue
+        table: dict[str, Any] = {}
+        for f in dataclasses.fields(obj):
+            if f.name.startswith("_"):
+                continue
+            if f.default is not dataclasses.MISSING:
+                table[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                table[f.name] = f.default_factory()
+        out.update(flatten(json.loads(json.dumps({key: table}, default=str))))
+    return out
+
+
+def short(value: Any) -> str:
+    text = json.dumps(value) if value is not _ABSENT else "(absent)"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def config_differences(
+    stored: dict[str, Any], requested: dict[str, Any], cfg: RunConfig | None = None
+) -> list[str]:
+    """``["train.epochs: 2 -> 3", ...]`` for the keys that differ (empty: the same run).
+
+    ``cfg`` (the requested :class:`~alphavil.config.RunConfig`) supplies the defaults that
+    forgive options added since ``stored`` was written.
+    """
+    a, b = plain(stored), plain(requested)
+    keys = differing_keys(a, b, config_defaults(cfg) if cfg is not None else None)
+    fa, fb = flatten(a), flatten(b)
+    return [f"{k}: {short(fa.get(k, _ABSENT))} -> {short(fb.get(k, _ABSENT))}" for k in keys]
