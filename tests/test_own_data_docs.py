@@ -44,6 +44,12 @@ def test_every_file_and_command_on_the_page_works(tmp_path: Path) -> None:
     for lang, info, body in _blocks():
         if info.startswith("file="):
             (tmp_path / info.removeprefix("file=")).write_text(body)
+        elif lang == "python" and info.startswith("run"):
+            namespace: dict[str, object] = {}
+            exec(compile(body, str(DOC), "exec"), namespace)
+            assert namespace["accuracy"] > 0.8  # type: ignore[operator]
+            assert namespace["weights"][0] == 1.0  # type: ignore[index]  # the target's
+            ran += 1
         elif lang == "bash" and info.startswith("run"):
             if "needs_mnist" in info and REAL_CACHE is None:
                 continue
@@ -51,7 +57,7 @@ def test_every_file_and_command_on_the_page_works(tmp_path: Path) -> None:
                 res = _run(line, tmp_path)
                 assert res.returncode == 0, f"{line}\n{res.stderr[-2000:]}"
                 ran += 1
-    assert ran >= 3
+    assert ran >= 4
     assert (tmp_path / "runs-docs-sweep" / "alphavil-main-s0" / "summary.json").is_file()
 
 
