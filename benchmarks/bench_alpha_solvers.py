@@ -61,8 +61,8 @@ def main() -> None:
     )
     print("epoch solver  alpha(left,right)   objective  gap-to-grid  passes(f+b) fwd  seconds")
     for epoch in range(1, args.epochs + 1):
-        theta, deltas, _ = trainer.collect_deltas()
-        dev = trainer.alpha_dev_batches()
+        theta, deltas, _ = trainer.method.collect_deltas()
+        dev = trainer.method.alpha_dev_batches()
         model = trainer.model
         vg = target_loss_and_grad(model, theta, deltas, dev, task)
         value = target_loss_value(model, theta, deltas, dev, task)

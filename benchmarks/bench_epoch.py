@@ -82,12 +82,12 @@ def main() -> None:
         hand_written_epoch(hand_model, hand_opt, x, ys, 256, gen)
         times["hand-written"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        trainers["multitask"].multitask_epoch()
+        trainers["multitask"].method.epoch()
         times["multitask"].append(time.perf_counter() - t0)
         infos = {}
         for name in ("alphavil", "alphavil-lbfgs"):
             t0 = time.perf_counter()
-            infos[name] = trainers[name].alphavil_epoch()
+            infos[name] = trainers[name].method.epoch()
             times[name].append(time.perf_counter() - t0)
             passes[name].append(infos[name]["alpha_fit"]["passes"])
         print(

@@ -22,6 +22,7 @@ import torch
 
 from alphavil.data.derived import ExtraTask
 from alphavil.datasets import DatasetImportError, dataset_names, get_dataset
+from alphavil.methods import get_method, method_names
 from alphavil.task_weights import WEIGHT_RULES
 from alphavil.tasks import Task
 
@@ -51,11 +52,14 @@ def bounded(
     return field(default=default, metadata={"lo": lo, "hi": hi, "lo_open": lo_open})
 
 
-TARGET_METHODS = ("single", "multitask", "alphavil", "diw")
+TARGET_METHODS = method_names()  # alphavil.methods.REGISTRY
 POPULATION_METHODS: dict[str, str] = {
     "mt2o": "alphavil.pareto.mt2o",
-    "ls": "alphavil.pareto.mt2o",
+    "no_transfer": "alphavil.pareto.mt2o",
+    "ls": "alphavil.pareto.mt2o",  # old name of no_transfer
     "pmtl": "alphavil.pareto.mt2o",
+    "epo": "alphavil.pareto.mt2o",
+    "mgda": "alphavil.pareto.mt2o",
 }
 
 
@@ -407,7 +411,7 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
             module.check_population(cfg.extra["mt2o"], tasks, cfg.train.optimizer)
         except ValueError as err:
             raise ConfigError(str(err)) from None
-    if method in TARGET_METHODS and method != "multitask" and cfg.train.target not in tasks:
+    if has_target(method) and cfg.train.target not in tasks:
         raise ConfigError(
             f"train.target: {cfg.train.target!r} is not a task; tasks: {', '.join(tasks)}"
         )
@@ -455,6 +459,13 @@ def _check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
             f"alphavil.grid_points: the grid diagnostic is for <= 3 tasks, got {len(tasks)}; "
             "set it to 0 or restrict train.tasks"
         )
+
+
+def has_target(method: str) -> bool:
+    """Whether runs of ``method`` have a target task (multitask and population methods don't)."""
+    if method in POPULATION_METHODS:
+        return False
+    return bool(get_method(method).per_target)
 
 
 def _check_device(name: str) -> None:

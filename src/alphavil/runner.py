@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from alphavil.config import POPULATION_METHODS, ConfigError, RunConfig
+from alphavil.config import POPULATION_METHODS, ConfigError, RunConfig, has_target
 from alphavil.config_diff import config_differences
 from alphavil.data.batching import MultiTaskData
 from alphavil.data.derived import add_extra_tasks
@@ -29,7 +29,7 @@ def default_run_name(cfg: RunConfig) -> str:
     """``<data>-<method>[-<target>]-s<seed>``, e.g. ``multimnist-alphavil-left-s0``."""
     tc = cfg.train
     parts = [cfg.data_name, tc.method]
-    if tc.method not in ("multitask", *POPULATION_METHODS):
+    if has_target(tc.method):
         parts.append(tc.target)
     return "-".join([*parts, f"s{tc.seed}"])
 

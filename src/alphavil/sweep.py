@@ -54,6 +54,7 @@ from alphavil.config import (
     RunConfig,
     bounded,
     choice,
+    has_target,
 )
 from alphavil.config import load_config as _load
 from alphavil.config_diff import config_differences
@@ -146,7 +147,7 @@ def plan(config: str | None, overrides: list[str], sweep: SweepConfig) -> list[J
     jobs: list[tuple[int, int, Job]] = []
     for v_index, (variant, v_overrides) in enumerate(variants.items()):
         method = _load(config, [*overrides, *v_overrides]).train.method
-        per_target = method not in ("multitask", *POPULATION_METHODS)
+        per_target = has_target(method)
         for target in targets if per_target else [targets[0]]:
             for seed in sweep.seeds:
                 name = f"{variant}-{target}-s{seed}" if per_target else f"{variant}-s{seed}"

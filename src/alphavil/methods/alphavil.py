@@ -1,0 +1,161 @@
+"""αVIL, Algorithm 1 of Kourdis, Gordon-Hall & Gorinski, "αVIL: Learning to Leverage Auxiliary
+Tasks for Multitask Learning" (arXiv 2405.07769), one epoch at a time.
+
+The maths lives in :mod:`alphavil.alpha` (α objective, the paper's SGD fit), :mod:`alphavil.
+alpha_exact` (solving line 9), :mod:`alphavil.task_weights` (line 11) and :mod:`alphavil.deltas`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from alphavil.alpha import fit_alpha, target_loss_and_grad, target_loss_value
+from alphavil.alpha_exact import (
+    grid_check,
+    solve_alpha,
+    solve_alpha_newton,
+    start_candidates,
+    target_loss_grad_hess,
+)
+from alphavil.config import build_optimizer
+from alphavil.deltas import delta, mix, norms, restore, snapshot, stack_deltas
+from alphavil.methods.base import Method
+from alphavil.task_weights import all_at_floor, update_weights, update_weights_relative
+from alphavil.training import NonFiniteLossError
+
+
+class AlphaVIL(Method):
+    """Task deltas from the same θ, α fitted on the target's dev loss, θ + Σ α δ written back,
+    task weights moved by α (``[alphavil]`` options: solver, weight rule, ρ, dev sample)."""
+
+    def collect_deltas(self) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, float]]:
+        """Lines 3-6 of Algorithm 1: θ, the stacked task deltas ``(T, ...)`` and each task's
+        mean training loss; the model is back at θ afterwards."""
+        av = self.loop.cfg.alphavil
+        theta = snapshot(self.loop.model)
+        total_w = sum(self.loop.weights.values())
+        task_deltas, task_losses = [], {}
+        for t in self.loop.tasks:
+            restore(self.loop.model, theta)
+            opt = self.loop.task_optimizer(t, av.task_optimizer)
+            task_losses[t] = self.loop.train_steps(
+                opt, [t], {t: self.loop.weights[t] / total_w}, av.rho, f"delta {t}"
+            )
+            task_deltas.append(delta(self.loop.model, theta))
+        restore(self.loop.model, theta)
+        return theta, stack_deltas(task_deltas), task_losses
+
+    def alpha_dev_batches(self) -> list[tuple[Any, dict[str, Tensor]]]:
+        """The target's dev batches for this epoch's α fit (a fresh random sample when
+        ``alphavil.dev_fraction < 1``)."""
+        av = self.loop.cfg.alphavil
+        gen = self.loop.dev_generator if av.dev_fraction < 1.0 else None
+        return [
+            self.loop.inputs(b)
+            for b in self.loop.data.eval_batches(
+                "dev",
+                [self.loop.target],
+                batch_size=self.loop.cfg.train.eval_batch_size,
+                fraction=av.dev_fraction,
+                generator=gen,
+            )
+        ]
+
+    def epoch(self) -> dict[str, Any]:
+        """Algorithm 1, one epoch.
+
+        Lines 3-6: from the same θ, each task t trains on a ρ-sample of its data with loss
+        (w_t / Σw)·L_t, giving δ_t = θ_t − θ. Lines 8-9: α minimises the target's dev loss at
+        θ + Σ α_t δ_t, by ``steps`` optimiser steps from α = 1 (``alpha_solver = "sgd"``, the
+        paper) or solved for (``"lbfgs"``, :mod:`alphavil.alpha_exact`). Line 10: that point is
+        written back. Line 11: the task weights move (:mod:`alphavil.task_weights`).
+        """
+        av = self.loop.cfg.alphavil
+        t0 = time.perf_counter()
+        theta, deltas, task_losses = self.collect_deltas()
+        t1 = time.perf_counter()
+        dev = self.alpha_dev_batches()
+        self.loop.model.eval()  # α is fitted on the deterministic (eval-mode) network
+        task = self.loop.task_map[self.loop.target]
+        value_and_grad = target_loss_and_grad(self.loop.model, theta, deltas, dev, task)
+        value = target_loss_value(self.loop.model, theta, deltas, dev, task)
+        n, target = len(self.loop.tasks), self.loop.tasks.index(self.loop.target)
+        init = 1.0 if av.alpha_start == "sum" else 1.0 / n
+        if self.loop.progress:
+            what = f"{av.steps} steps" if av.alpha_solver == "sgd" else "solve"
+            self.loop.progress.phase(f"alpha ({what})", force=True)
+        if av.alpha_solver == "sgd":
+            fit = fit_alpha(
+                value_and_grad,
+                n,
+                steps=av.steps,
+                optimizer=lambda p: build_optimizer(av.optimizer, p),
+                init=init,
+            )
+            fit.final_loss = value(fit.alphas)  # one forward pass: what the steps achieved
+            fit.forward_passes += 1
+        elif av.alpha_solver == "lbfgs":
+            fit = solve_alpha(
+                value_and_grad,
+                start_candidates(n, target, init),
+                value=value,
+                tol=av.solver_tol,
+                max_passes=av.solver_passes,
+            )
+        else:
+            fit = solve_alpha_newton(
+                target_loss_grad_hess(self.loop.model, theta, deltas, dev, task),
+                value,
+                start_candidates(n, target, init),
+                tol=av.solver_tol,
+                max_passes=av.solver_passes,
+            )
+        if not torch.isfinite(fit.alphas).all() or not all(map(math.isfinite, fit.losses)):
+            raise NonFiniteLossError(
+                f"alpha fit diverged (alpha {fit.alphas.tolist()}, dev losses {fit.losses}); "
+                f"lower alphavil.optimizer.lr (= {av.optimizer.get('lr')})"
+            )
+        info: dict[str, Any] = {}
+        if av.grid_points:
+            grid_alpha, grid_loss = grid_check(value, n, av.grid_points, *av.grid_range)
+            info["alpha_grid"] = {
+                "points": av.grid_points,
+                "best_alpha": dict(zip(self.loop.tasks, grid_alpha.tolist(), strict=True)),
+                "best_loss": grid_loss,
+                "gap": float(fit.final_loss) - grid_loss if fit.final_loss is not None else None,
+            }
+        restore(self.loop.model, mix(theta, deltas, fit.alphas))
+        old = torch.tensor([self.loop.weights[t] for t in self.loop.tasks], dtype=torch.float64)
+        alphas = fit.alphas.double()
+        if av.weight_rule == "additive":
+            w = update_weights(old, alphas, floor=av.weight_floor)
+        else:
+            w = update_weights_relative(
+                old, alphas, target, floor=av.weight_floor, cap=av.weight_cap
+            )
+        self.loop.weights = dict(zip(self.loop.tasks, w.tolist(), strict=True))
+        if n > 1 and all_at_floor(w, av.weight_floor):
+            info["warnings"] = [
+                f"every task weight is at the floor {av.weight_floor:g}: normalised they are "
+                "equal, i.e. equal weighting (consider alphavil.weight_rule = 'relative')"
+            ]
+        fit_info: dict[str, Any] = {"passes": fit.passes, "forward_passes": fit.forward_passes}
+        if fit.start is not None:
+            fit_info["start"] = fit.start.tolist()
+        fit_info["objective_start"] = fit.start_loss
+        fit_info["objective_end"] = fit.final_loss
+        return {
+            "task_train_loss": task_losses,
+            "alpha": dict(zip(self.loop.tasks, fit.alphas.tolist(), strict=True)),
+            "alpha_dev_loss": fit.losses,
+            "alpha_fit": fit_info,
+            **info,
+            "delta_norm": dict(zip(self.loop.tasks, norms(deltas).tolist(), strict=True)),
+            "seconds_deltas": t1 - t0,
+            "seconds_alpha": time.perf_counter() - t1,
+        }

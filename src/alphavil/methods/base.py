@@ -1,0 +1,44 @@
+"""The interface every training method implements."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alphavil.training import TaskScore, Trainer
+
+
+class Method:
+    """One training method: which tasks it trains and what one epoch does.
+
+    The loop (:class:`~alphavil.training.Trainer`) owns the model, the data, the optimisers,
+    evaluation, model selection, logging and resume; a method only calls its primitives
+    (``loop.train_steps``, ``loop.evaluate``, ``loop.task_optimizer``, ``loop.weights``, ...).
+
+    Attributes:
+        per_target: Whether runs of this method have a target task (multitask has none: it
+            keeps a best snapshot per task).
+    """
+
+    per_target = True
+
+    def __init__(self, loop: Trainer) -> None:
+        self.loop = loop
+
+    def trained_tasks(self) -> list[str]:
+        """Tasks this method trains (and the loop evaluates and selects snapshots for)."""
+        return list(self.loop.tasks)
+
+    def epoch(self) -> dict[str, Any]:
+        """Run one epoch; returns what to add to the epoch's metrics record."""
+        raise NotImplementedError
+
+    def after_evaluation(self, dev: dict[str, TaskScore]) -> None:
+        """Called with the epoch's dev scores (e.g. DIW remembers the target's accuracy)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Method state beyond the loop's (weights and task optimisers), for exact resume."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
