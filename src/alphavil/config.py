@@ -22,6 +22,7 @@ import torch
 
 from alphavil.data.derived import ExtraTask
 from alphavil.datasets import DatasetImportError, dataset_names, get_dataset
+from alphavil.methods import SECTIONS as METHOD_SECTIONS
 from alphavil.methods import get_method, method_names
 from alphavil.task_weights import WEIGHT_RULES
 from alphavil.tasks import Task
@@ -67,7 +68,7 @@ POPULATION_METHODS: dict[str, str] = {
 class TrainConfig:
     """Model training shared by all methods (paper §4.1 defaults)."""
 
-    method: str = choice("alphavil", *TARGET_METHODS, *POPULATION_METHODS)
+    method: str = "alphavil"  # a name in alphavil.methods.REGISTRY or a population method
     target: str = "left"  # the target task t*; ignored by multitask (which keeps a best per task)
     tasks: list[str] = field(default_factory=list)  # tasks to train on; empty = all of the data's
     epochs: int = bounded(100, 1)
@@ -184,6 +185,10 @@ class RunConfig:
 
 def _section_class(name: str) -> Any:
     if name in SECTIONS:
+        return SECTIONS[name]
+    if name in METHOD_SECTIONS:
+        module, attr = METHOD_SECTIONS[name].split(":")
+        SECTIONS[name] = getattr(importlib.import_module(module), attr)
         return SECTIONS[name]
     if name in _LAZY_SECTIONS:
         module, attr = _LAZY_SECTIONS[name].split(":")
@@ -381,7 +386,15 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
             continue
         cls = _section_class(key)
         if cls is None:
-            allowed = ["name", "out_dir", "label", "data", *SECTIONS, *_LAZY_SECTIONS]
+            allowed = [
+                "name",
+                "out_dir",
+                "label",
+                "data",
+                *SECTIONS,
+                *_LAZY_SECTIONS,
+                *METHOD_SECTIONS,
+            ]
             raise ConfigError(f"unknown key '{key}'; allowed: {', '.join(dict.fromkeys(allowed))}")
         section = build_section(cls, value, key)
         if key in ("train", "alphavil", "diw"):
@@ -390,6 +403,9 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
             kwargs["extra"][key] = section
     cfg = RunConfig(**kwargs)
     method = cfg.train.method
+    allowed = (*method_names(), *POPULATION_METHODS)
+    if method not in allowed:
+        raise ConfigError(f"train.method: {method!r} is not one of {', '.join(allowed)}")
     if method in POPULATION_METHODS and "mt2o" not in cfg.extra and _section_class("mt2o"):
         cfg.extra["mt2o"] = SECTIONS["mt2o"]()
     tasks = cfg.task_names()

@@ -49,7 +49,6 @@ from typing import Any
 
 from alphavil.config import (
     POPULATION_METHODS,
-    TARGET_METHODS,
     ConfigError,
     RunConfig,
     bounded,
@@ -58,6 +57,7 @@ from alphavil.config import (
 )
 from alphavil.config import load_config as _load
 from alphavil.config_diff import config_differences
+from alphavil.methods import method_names
 from alphavil.runs import MARKER, read_json, write_json
 
 try:
@@ -106,7 +106,7 @@ class Job:
 
 def _variants(sweep: SweepConfig) -> dict[str, list[str]]:
     """The sweep's named configurations: its ``variants`` or one per method."""
-    allowed = (*TARGET_METHODS, *POPULATION_METHODS)
+    allowed = (*method_names(), *POPULATION_METHODS)
     if sweep.variants:
         for name, ov in sweep.variants.items():
             if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():

@@ -25,7 +25,7 @@ from alphavil.runs import RunWriter
 from alphavil.tasks import Task, mean_loss
 
 if TYPE_CHECKING:
-    from alphavil.methods.base import Method
+    from alphavil.methods.base import BatchMethod, Method
 
 
 class NonFiniteLossError(RuntimeError):
@@ -107,6 +107,34 @@ class Trainer:
             loss.backward()
             optimizer.step()
             total += float(loss.detach())
+            n += 1
+            if self.progress:
+                self.progress.phase(f"{what} batch {n}")
+        return total / max(n, 1)
+
+    def train_with(
+        self, method: BatchMethod, tasks: list[str], fraction: float, what: str
+    ) -> float:
+        """One pass over a ``fraction`` sample of ``tasks``' training data where ``method``
+        turns each batch's task losses into gradients; mean reported loss."""
+        self.model.train()
+        total, n = 0.0, 0
+        batches = self.data.train_batches(
+            tasks, batch_size=self.cfg.train.batch_size, generator=self.generator, fraction=fraction
+        )
+        for batch in batches:
+            inputs, targets = self.inputs(batch)
+            outputs = self.model(inputs, list(targets))
+            losses = {t: self.task_map[t].loss(outputs[t], y) for t, y in targets.items()}
+            bad = [t for t, v in losses.items() if not torch.isfinite(v)]
+            if bad:
+                raise NonFiniteLossError(
+                    f"{what}: loss of {bad} is not finite at batch {n + 1}; lower the learning "
+                    f"rate (train.optimizer.lr = {self.cfg.train.optimizer.get('lr')})"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            total += method.backward(losses)
+            self.optimizer.step()
             n += 1
             if self.progress:
                 self.progress.phase(f"{what} batch {n}")

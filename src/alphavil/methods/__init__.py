@@ -17,6 +17,29 @@ REGISTRY: dict[str, str] = {
     "multitask": "alphavil.methods.multitask:Multitask",
     "alphavil": "alphavil.methods.alphavil:AlphaVIL",
     "diw": "alphavil.methods.diw:DIW",
+    # general weightings (Kendall et al. 2018; Chen et al. 2018)
+    "uncertainty": "alphavil.methods.uncertainty:Uncertainty",
+    "gradnorm": "alphavil.methods.gradnorm:GradNorm",
+    # gradient aggregators, thin wrappers of TorchJD (pip install "alphavil[aggregators]")
+    "mgda": "alphavil.methods.aggregators:MGDA",
+    "pcgrad": "alphavil.methods.aggregators:PCGrad",
+    "cagrad": "alphavil.methods.aggregators:CAGrad",
+    "nashmtl": "alphavil.methods.aggregators:NashMTL",
+    "upgrad": "alphavil.methods.aggregators:UPGrad",
+    # target-aware auxiliary-task weightings
+    "cosine": "alphavil.methods.cosine:Cosine",  # Du et al. 2018
+    "olaux": "alphavil.methods.olaux:OLAux",  # Lin et al. 2019
+    "autolambda": "alphavil.methods.autolambda:AutoLambda",  # Liu et al. 2022
+}
+
+# config section -> "module:ConfigDataclass" for methods with their own options table
+SECTIONS: dict[str, str] = {
+    "uncertainty": "alphavil.methods.uncertainty:UncertaintyConfig",
+    "gradnorm": "alphavil.methods.gradnorm:GradNormConfig",
+    "aggregator": "alphavil.methods.aggregators:AggregatorConfig",
+    "cosine": "alphavil.methods.cosine:CosineConfig",
+    "olaux": "alphavil.methods.olaux:OLAuxConfig",
+    "autolambda": "alphavil.methods.autolambda:AutoLambdaConfig",
 }
 
 

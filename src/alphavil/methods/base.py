@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from torch import Tensor
+
 if TYPE_CHECKING:
     from alphavil.training import TaskScore, Trainer
 
@@ -42,3 +44,30 @@ class Method:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
+
+
+class BatchMethod(Method):
+    """A method that turns each batch's task losses into one update of the joint optimiser
+    (loss weightings such as uncertainty weighting, gradient aggregators such as PCGrad).
+
+    Every epoch is one pass over :meth:`trained_tasks`' training data (``train.train_fraction``)
+    through :meth:`~alphavil.training.Trainer.train_with`: per batch the loop runs the model,
+    computes each task's mean loss, zeroes the gradients, calls :meth:`backward`, then steps
+    ``loop.optimizer``.
+    """
+
+    per_target = True
+
+    def epoch(self) -> dict[str, Any]:
+        loop = self.loop
+        name = type(self).__name__
+        loss = loop.train_with(self, self.trained_tasks(), loop.cfg.train.train_fraction, name)
+        return {"train_loss": loss, **self.epoch_info()}
+
+    def backward(self, losses: dict[str, Tensor]) -> float:
+        """Fill the parameters' ``.grad`` from the task losses; return the loss to report."""
+        raise NotImplementedError
+
+    def epoch_info(self) -> dict[str, Any]:
+        """Extra metrics for the epoch's record (e.g. the current task weights)."""
+        return {}
