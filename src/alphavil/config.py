@@ -403,9 +403,9 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
             kwargs["extra"][key] = section
     cfg = RunConfig(**kwargs)
     method = cfg.train.method
-    allowed = (*method_names(), *POPULATION_METHODS)
-    if method not in allowed:
-        raise ConfigError(f"train.method: {method!r} is not one of {', '.join(allowed)}")
+    methods = (*method_names(), *POPULATION_METHODS)
+    if method not in methods:
+        raise ConfigError(f"train.method: {method!r} is not one of {', '.join(methods)}")
     if method in POPULATION_METHODS and "mt2o" not in cfg.extra and _section_class("mt2o"):
         cfg.extra["mt2o"] = SECTIONS["mt2o"]()
     tasks = cfg.task_names()
