@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from alphavil.deltas import mix
+from alphavil.distributed import all_sum, rank, world_size
 from alphavil.task_weights import update_weights
 from alphavil.tasks import Task
 
@@ -165,6 +166,11 @@ def differentiable_mix(
     return {**constants, **mix(theta, {k: d for k, d in deltas.items() if k in params}, alphas)}
 
 
+def my_chunks(chunks: list[Any]) -> list[Any]:
+    """This rank's dev chunks: every W-th from its rank on (all of them in one process)."""
+    return chunks[rank() :: world_size()] if world_size() > 1 else chunks
+
+
 @contextmanager
 def evaluation_mode(model: nn.Module, enabled: bool = True) -> Iterator[None]:
     """Put every submodule of ``model`` in eval mode (dropout off, batch-norm statistics frozen)
@@ -203,9 +209,11 @@ def target_loss_value(
         n = sum(len(y[task.name]) for _, y in chunks)
         total = 0.0
         with evaluation_mode(model, eval_mode):
-            for inputs, targets in chunks:
+            for inputs, targets in my_chunks(chunks):
                 out = functional_call(model, point, (inputs, [task.name]))
                 total += float(task.loss_sum(out[task.name], targets[task.name])) / n
+        if world_size() > 1:  # data parallel: each rank evaluated its share of the chunks
+            total = float(all_sum(torch.tensor(total, dtype=torch.float64)))
         return total
 
     return value
@@ -249,7 +257,7 @@ def target_loss_and_grad(
         n = sum(len(y[task.name]) for _, y in chunks)
         total = 0.0
         with evaluation_mode(model, eval_mode):
-            for inputs, targets in chunks:
+            for inputs, targets in my_chunks(chunks):
                 out = functional_call(model, point, (inputs, [task.name]))
                 loss = task.loss_sum(out[task.name], targets[task.name]) / n
                 loss.backward()
@@ -260,6 +268,9 @@ def target_loss_and_grad(
                 g = point[k].grad
                 if g is not None:
                     grad += (d.flatten(1) @ g.flatten().to(d.dtype)).double().cpu()
+        if world_size() > 1:  # sum the ranks' shares: T + 1 numbers
+            summed = all_sum(torch.cat([torch.tensor([total], dtype=torch.float64), grad]))
+            total, grad = float(summed[0]), summed[1:]
         return torch.tensor(total, dtype=torch.float64), grad.to(alphas.dtype)
 
     return value_and_grad

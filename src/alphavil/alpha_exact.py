@@ -31,7 +31,14 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from alphavil.alpha import AlphaFit, ValueAndGrad, differentiable_mix, evaluation_mode
+from alphavil.alpha import (
+    AlphaFit,
+    ValueAndGrad,
+    differentiable_mix,
+    evaluation_mode,
+    my_chunks,
+)
+from alphavil.distributed import all_sum, world_size
 from alphavil.tasks import Task
 
 Value = Callable[[Tensor], float]
@@ -184,7 +191,7 @@ def target_loss_grad_hess(
         grad = torch.zeros(n_tasks, dtype=torch.float64)
         hess = torch.zeros(n_tasks, n_tasks, dtype=torch.float64)
         with evaluation_mode(model, eval_mode):
-            for inputs, targets in chunks:
+            for inputs, targets in my_chunks(chunks):
                 point = differentiable_mix(model, theta, deltas, a)
                 out = functional_call(model, point, (inputs, [task.name]))
                 loss = task.loss_sum(out[task.name], targets[task.name]) / n
@@ -194,6 +201,10 @@ def target_loss_grad_hess(
                     hess[i] += row.detach().double()
                 grad += g.detach().double()
                 total += float(loss.detach())
+        if world_size() > 1:  # sum the ranks' shares: 1 + T + T² numbers
+            flat = all_sum(torch.cat([total.reshape(1), grad, hess.flatten()]))
+            total, grad = flat[0], flat[1 : 1 + n_tasks]
+            hess = flat[1 + n_tasks :].view(n_tasks, n_tasks)
         return total, grad.to(alphas.dtype), hess.to(alphas.dtype)
 
     return value_grad_hess

@@ -78,6 +78,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     except NonFiniteLossError as err:
         return _die(f"run stopped: {err} (what was written so far is kept)", 1)
+    from alphavil.distributed import is_main
+
+    if not is_main():  # under torchrun, rank 0 reports
+        return 0
     if cfg.train.method in POPULATION_METHODS:
         from alphavil.pareto.mt2o import format_population_summary
 

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from alphavil import distributed as dist
 from alphavil.config import POPULATION_METHODS, ConfigError, RunConfig, has_target
 from alphavil.config_diff import config_differences
 from alphavil.data.batching import MultiTaskData
@@ -103,6 +104,11 @@ def execute(
     """
     path = Path(run_dir) if run_dir is not None else run_dir_for(cfg)
     wanted = cfg.to_dict()
+    parallel = dist.init_from_env(cfg.train.device)  # under torchrun: join the process group
+    if parallel and cfg.train.method in POPULATION_METHODS:
+        raise ConfigError(
+            f"train.method = {cfg.train.method!r} runs in one process; launch it without torchrun"
+        )
     state = None
     if path.exists() and path.is_dir() and owned(path):
         summary = _read_or_none(path / "summary.json")
@@ -129,20 +135,24 @@ def execute(
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     data, make_model = load_data(cfg)  # before touching the folder: bad data leaves no trace
-    if state is None:
+    main = dist.is_main()  # rank 0 alone writes the run directory
+    dist.barrier()  # every rank has checked the folder before rank 0 changes it
+    if state is None and main:
         _prepare(path)
+    dist.barrier()
     torch.manual_seed(cfg.train.seed)
     model = make_model()
-    run = RunWriter(path)
-    progress = Progress(path.name, cfg.train.epochs, enabled=show_progress)
+    run = RunWriter(path) if main else None
+    progress = Progress(path.name, cfg.train.epochs, enabled=show_progress and main)
     if cfg.train.method in POPULATION_METHODS:
+        assert run is not None
         run.write_config(wanted)
         module = importlib.import_module(POPULATION_METHODS[cfg.train.method])
         result: dict[str, Any] = module.run_population(cfg, data, make_model, run, progress)
         return result
-    if state is None:
+    if run is not None and state is None:
         run.write_config(wanted)
-    else:
+    elif run is not None and state is not None:
         run.truncate(int(state["epoch"]))
         (path / "summary.json").unlink(missing_ok=True)
     return Trainer(cfg, data, model, run, progress).fit(resume=state)

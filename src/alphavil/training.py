@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from alphavil import distributed as dist
 from alphavil.config import RunConfig, build_optimizer
 from alphavil.data.batching import Batch, MultiTaskData, move_to
 from alphavil.methods import get_method
@@ -95,18 +96,22 @@ class Trainer:
             tasks, batch_size=self.cfg.train.batch_size, generator=self.generator, fraction=fraction
         )
         for batch in batches:
-            inputs, targets = self.inputs(batch)
+            inputs, targets, share = self.shard(*self.inputs(batch))
             outputs = self.model(inputs, list(targets))
             loss = mean_loss(self.task_map, outputs, targets, scales)
-            if not torch.isfinite(loss):
+            if share != 1.0:  # data parallel: this rank's part of the whole batch's mean
+                loss = loss * share
+            reported = float(dist.all_sum(loss.detach()))
+            if not math.isfinite(reported):
                 raise NonFiniteLossError(
-                    f"{what}: loss is {loss.item()} at batch {n + 1}; lower the learning rate "
+                    f"{what}: loss is {reported} at batch {n + 1}; lower the learning rate "
                     f"(train.optimizer.lr = {self.cfg.train.optimizer.get('lr')})"
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            dist.sum_gradients(self.model)
             optimizer.step()
-            total += float(loss.detach())
+            total += reported
             n += 1
             if self.progress:
                 self.progress.phase(f"{what} batch {n}")
@@ -123,17 +128,21 @@ class Trainer:
             tasks, batch_size=self.cfg.train.batch_size, generator=self.generator, fraction=fraction
         )
         for batch in batches:
-            inputs, targets = self.inputs(batch)
+            inputs, targets, share = self.shard(*self.inputs(batch))
             outputs = self.model(inputs, list(targets))
             losses = {t: self.task_map[t].loss(outputs[t], y) for t, y in targets.items()}
-            bad = [t for t, v in losses.items() if not torch.isfinite(v)]
+            if share != 1.0:
+                losses = {t: v * share for t, v in losses.items()}
+            values = dist.all_sum(torch.stack([v.detach() for v in losses.values()]))
+            bad = [t for t, v in zip(losses, values.tolist(), strict=True) if not math.isfinite(v)]
             if bad:
                 raise NonFiniteLossError(
                     f"{what}: loss of {bad} is not finite at batch {n + 1}; lower the learning "
                     f"rate (train.optimizer.lr = {self.cfg.train.optimizer.get('lr')})"
                 )
             self.optimizer.zero_grad(set_to_none=True)
-            total += method.backward(losses)
+            total += float(dist.all_sum(torch.tensor(method.backward(losses))))
+            dist.sum_gradients(self.model)
             self.optimizer.step()
             n += 1
             if self.progress:
@@ -181,6 +190,16 @@ class Trainer:
                 probs=torch.cat(probs[t]).numpy() if probs[t] else None,
             )
         return scores
+
+    def shard(
+        self, inputs: Any, targets: dict[str, Tensor]
+    ) -> tuple[Any, dict[str, Tensor], float]:
+        """This rank's rows of a batch and their share of it (the whole batch in one process)."""
+        if dist.world_size() == 1:
+            return inputs, targets, 1.0
+        n = len(next(iter(targets.values())))
+        sl = dist.shard_slice(n)
+        return dist.take(inputs, sl), dist.take(targets, sl), (sl.stop - sl.start) / n
 
     def target_accuracy(self) -> float:
         """The target's dev accuracy (minus the loss for regression) at the current weights."""
