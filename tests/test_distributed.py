@@ -34,12 +34,17 @@ def _records(path: Path) -> list[dict]:  # type: ignore[type-arg]
     return [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("method", ["multitask", "alphavil"])
-def test_two_ranks_match_one_process(tmp_path: Path, method: str) -> None:
-    res = _torchrun(tmp_path, f"train.method={method}", f"out_dir='{tmp_path}'", "name=ddp")
+@pytest.mark.parametrize(
+    ("method", "extra"),
+    [("multitask", ""), ("alphavil", ""), ("alphavil", "alphavil.parallel_deltas=true")],
+    ids=["multitask", "alphavil", "alphavil-task-parallel"],
+)
+def test_two_ranks_match_one_process(tmp_path: Path, method: str, extra: str) -> None:
+    more = [extra] if extra else []
+    res = _torchrun(tmp_path, f"train.method={method}", f"out_dir='{tmp_path}'", "name=ddp", *more)
     assert res.returncode == 0, res.stderr[-3000:]
     before = torch.get_num_threads()
-    cfg = toy_config(tmp_path, f"train.method={method}", "train.threads=1")
+    cfg = toy_config(tmp_path, f"train.method={method}", "train.threads=1", *more)
     execute(cfg, tmp_path / "one", show_progress=False)
     torch.set_num_threads(before)
     one, ddp = _records(tmp_path / "one"), _records(tmp_path / "ddp")

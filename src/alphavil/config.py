@@ -114,6 +114,9 @@ class AlphaVILConfig:
     # (alphavil.task_weights).
     weight_rule: str = choice("additive", *WEIGHT_RULES)
     weight_cap: float = bounded(1.0, 0.0, lo_open=True)
+    # Under torchrun: collect the task deltas in parallel (task i on rank i mod W) instead of
+    # sharding every batch over the ranks (alphavil.methods.alphavil.AlphaVIL.collect_deltas)
+    parallel_deltas: bool = False
     # Diagnostic, off by default: for T <= 3, also evaluate the α objective on a grid of
     # grid_points^T points over grid_range and log the gap of the fit to the grid's best.
     grid_points: int = bounded(0, 0)

@@ -108,3 +108,9 @@ def sum_gradients(model: nn.Module) -> None:
         if flat[i] > 0:
             p.grad = flat[offset : offset + n].view_as(p).to(p.dtype).contiguous()
         offset += n
+
+
+def broadcast_object(objects: list[Any], src: int) -> None:
+    """Replace ``objects``' items on every rank by rank ``src``'s (picklable objects)."""
+    if world_size() > 1:
+        dist.broadcast_object_list(objects, src=src)

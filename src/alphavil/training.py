@@ -88,20 +88,28 @@ class Trainer:
         scales: dict[str, float],
         fraction: float,
         what: str,
+        shard: bool = True,
     ) -> float:
-        """One pass over a ``fraction`` sample of ``tasks``' training data; mean batch loss."""
+        """One pass over a ``fraction`` sample of ``tasks``' training data; mean batch loss.
+
+        Under torchrun each rank runs its shard of every batch (``shard``), or, with
+        ``shard=False``, the whole batches on its own (task-parallel phases)."""
         self.model.train()
         total, n = 0.0, 0
         batches = self.data.train_batches(
             tasks, batch_size=self.cfg.train.batch_size, generator=self.generator, fraction=fraction
         )
+        together = shard and dist.world_size() > 1
         for batch in batches:
-            inputs, targets, share = self.shard(*self.inputs(batch))
+            inputs, targets = self.inputs(batch)
+            share = 1.0
+            if together:
+                inputs, targets, share = self.shard(inputs, targets)
             outputs = self.model(inputs, list(targets))
             loss = mean_loss(self.task_map, outputs, targets, scales)
             if share != 1.0:  # data parallel: this rank's part of the whole batch's mean
                 loss = loss * share
-            reported = float(dist.all_sum(loss.detach()))
+            reported = float(dist.all_sum(loss.detach()) if together else loss.detach())
             if not math.isfinite(reported):
                 raise NonFiniteLossError(
                     f"{what}: loss is {reported} at batch {n + 1}; lower the learning rate "
@@ -109,7 +117,8 @@ class Trainer:
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            dist.sum_gradients(self.model)
+            if together:
+                dist.sum_gradients(self.model)
             optimizer.step()
             total += reported
             n += 1
@@ -190,6 +199,20 @@ class Trainer:
                 probs=torch.cat(probs[t]).numpy() if probs[t] else None,
             )
         return scores
+
+    def skip_pass(self, tasks: list[str], fraction: float) -> None:
+        """Draw a pass's batch order without training (keeps the batch RNG in step)."""
+        self.data.train_batches(
+            tasks, batch_size=self.cfg.train.batch_size, generator=self.generator, fraction=fraction
+        )
+
+    def share_task_optimizer(self, task: str, owner: int) -> None:
+        """Give every rank the state of ``task``'s optimiser as rank ``owner`` has it."""
+        opt = self.task_optimizer(task, "per_task")
+        states = [opt.state_dict() if dist.rank() == owner else None]
+        dist.broadcast_object(states, owner)
+        if dist.rank() != owner and states[0] is not None:
+            opt.load_state_dict(states[0])
 
     def shard(
         self, inputs: Any, targets: dict[str, Tensor]

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from alphavil import distributed as dist
 from alphavil.alpha import fit_alpha, target_loss_and_grad, target_loss_value
 from alphavil.alpha_exact import (
     grid_check,
@@ -35,19 +36,41 @@ class AlphaVIL(Method):
 
     def collect_deltas(self) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, float]]:
         """Lines 3-6 of Algorithm 1: θ, the stacked task deltas ``(T, ...)`` and each task's
-        mean training loss; the model is back at θ afterwards."""
-        av = self.loop.cfg.alphavil
-        theta = snapshot(self.loop.model)
-        total_w = sum(self.loop.weights.values())
+        mean training loss; the model is back at θ afterwards.
+
+        With ``alphavil.parallel_deltas`` under torchrun, task i's update runs on rank i mod W
+        only (on its whole batches) and the deltas are summed over ranks, so the phase costs the
+        slowest rank's tasks instead of all tasks; every rank draws every task's batch order, so
+        the updates are those of the sequential phase.
+        """
+        loop, av = self.loop, self.loop.cfg.alphavil
+        theta = snapshot(loop.model)
+        total_w = sum(loop.weights.values())
         task_deltas, task_losses = [], {}
-        for t in self.loop.tasks:
-            restore(self.loop.model, theta)
-            opt = self.loop.task_optimizer(t, av.task_optimizer)
-            task_losses[t] = self.loop.train_steps(
-                opt, [t], {t: self.loop.weights[t] / total_w}, av.rho, f"delta {t}"
-            )
-            task_deltas.append(delta(self.loop.model, theta))
-        restore(self.loop.model, theta)
+        split = av.parallel_deltas and dist.world_size() > 1
+        for i, t in enumerate(loop.tasks):
+            restore(loop.model, theta)
+            opt = loop.task_optimizer(t, av.task_optimizer)
+            mine = not split or i % dist.world_size() == dist.rank()
+            if mine:
+                task_losses[t] = loop.train_steps(
+                    opt, [t], {t: loop.weights[t] / total_w}, av.rho, f"delta {t}", shard=not split
+                )
+                task_deltas.append(delta(loop.model, theta))
+            else:
+                loop.skip_pass([t], av.rho)  # same batch order as the sequential phase
+                task_losses[t] = 0.0
+                task_deltas.append(
+                    {k: torch.zeros_like(v) for k, v in delta(loop.model, theta).items()}
+                )
+        restore(loop.model, theta)
+        if split:
+            stacked = {k: dist.all_sum(v) for k, v in stack_deltas(task_deltas).items()}
+            losses = dist.all_sum(torch.tensor(list(task_losses.values()), dtype=torch.float64))
+            task_losses = dict(zip(loop.tasks, losses.tolist(), strict=True))
+            for i, t in enumerate(loop.tasks):  # every rank keeps every task's optimiser state
+                loop.share_task_optimizer(t, owner=i % dist.world_size())
+            return theta, stacked, task_losses
         return theta, stack_deltas(task_deltas), task_losses
 
     def alpha_dev_batches(self) -> list[tuple[Any, dict[str, Tensor]]]:
