@@ -170,3 +170,33 @@ def test_report_cli_rejects_a_malformed_tuned_spec(tmp_path: Path, capsys) -> No
     assert (
         "--tuned 'only-one=single': expected NAME=LABEL,LABEL" in err and len(err.splitlines()) == 1
     )
+
+
+def test_leaderboard_pairs_with_the_baseline_and_reports_the_harmful_weight(tmp_path: Path) -> None:
+    from alphavil.leaderboard import format_leaderboard, leaderboard, write_leaderboard
+
+    for s in range(3):
+        _fake_run(tmp_path, f"single-s{s}", "single", "left", s, {"left": (0.9, 0.90 + s / 100)})
+        _fake_run(
+            tmp_path, f"av-s{s}", "alphavil", "left", s, {"left": (0.95, 0.92 + s / 100)},
+            {"left": 1.0, "right": 0.5, "noise": 0.5}, label="av",
+        )  # fmt: skip
+        _fake_run(
+            tmp_path, f"mt-s{s}", "multitask", None, s, {"left": (0.9, 0.89), "right": (0.5, 0.5)},
+            {"left": 1.0, "right": 1.0, "noise": 1.0},
+        )  # fmt: skip
+    runs = collect_runs(tmp_path)
+    rows = {r["method"]: r for r in leaderboard(runs, harmful="noise")}
+    assert rows["av"]["diff"] == pytest.approx(2.0) and rows["av"]["n"] == 3
+    assert rows["av"]["ci_low"] == pytest.approx(2.0) and rows["av"]["ci_high"] == pytest.approx(
+        2.0
+    )
+    assert rows["av"]["harmful_weight"] == pytest.approx(0.25)
+    assert rows["multitask"]["harmful_weight"] == pytest.approx(1 / 3)  # equal weighting
+    assert math.isnan(rows["single"]["harmful_weight"]) and math.isnan(rows["single"]["diff"])
+    assert next(r["method"] for r in leaderboard(runs)) == "av"  # sorted by test accuracy
+    assert "| left | av | 3 | 93.00 ± 1.00 | 2.00 [2.00, 2.00] |" in format_leaderboard(
+        leaderboard(runs, harmful="noise"), "single", "noise"
+    )
+    names = {p.name for p in write_leaderboard(runs, tmp_path / "out", harmful="noise")}
+    assert names == {"leaderboard.md", "leaderboard.csv", "leaderboard.png"}

@@ -84,8 +84,10 @@ Table = dict[str, dict[str, dict[int, dict[str, float]]]]
 def _per_target(runs: list[dict[str, Any]], tuned: dict[str, list[str]] | None = None) -> Table:
     """target -> label -> seed -> {"dev": %, "test": %}, plus the ``tuned`` rows."""
     table: Table = defaultdict(lambda: defaultdict(dict))
+    from alphavil.methods import method_names
+
     for r in runs:
-        if r["method"] not in METHOD_ORDER:
+        if r["method"] not in method_names():  # target-task methods only (not MT2O)
             continue
         best = r["summary"]["best"]
         targets = list(best) if r["method"] == "multitask" else [r["target"]]

@@ -554,6 +554,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.runs}: no completed runs (folders with summary.json) found")
     tuned = parse_tuned(args.tuned or [])
     paths = write_report(Path(args.runs), out, tuned)
+    if args.leaderboard:
+        from alphavil.leaderboard import write_leaderboard
+
+        runs = collect_runs(Path(args.runs))
+        paths += write_leaderboard(
+            runs, out or Path(args.runs) / "report", args.baseline, args.harmful
+        )
     for p in paths:
         print(p)
     return 0
@@ -583,4 +590,7 @@ def add_commands(sub: Any) -> None:
         metavar="NAME=LABEL,LABEL",
         help="add a row that picks, per seed, the listed configuration with the best dev accuracy",
     )
+    r.add_argument("--leaderboard", action="store_true", help="also write leaderboard.md/csv/png")
+    r.add_argument("--baseline", default="single", help="leaderboard baseline label")
+    r.add_argument("--harmful", help="task whose final weight the leaderboard reports")
     r.set_defaults(func=cmd_report)

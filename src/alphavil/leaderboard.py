@@ -1,0 +1,144 @@
+"""The target-task leaderboard: every configuration against one baseline, paired by seed.
+
+For each target task and run label: seeds, target test accuracy (mean ± std, at each run's best
+dev epoch), the paired difference to the baseline (single-task by default) with its 95%
+bootstrap CI and Wilcoxon p, wall seconds per run, and the final normalised weight a method gave
+a named harmful task (e.g. a random-label task), where the method keeps task weights.
+Read from run directories only (:func:`alphavil.report.collect_runs`).
+
+    alphavil report runs/bench --out docs/benchmark --leaderboard --harmful noise
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from alphavil.report import _bootstrap_ci, _fmt, _label, _per_target, _write_csv, _write_text
+from alphavil.report import label_order as _order
+
+
+def _harmful_weight(run: dict[str, Any], harmful: str | None) -> float | None:
+    weights = run["summary"].get("final_weights") or {}
+    if not harmful or harmful not in weights or run["method"] == "single":
+        return None
+    values = list(weights.values())
+    if len(set(values)) == 1 and run["method"] not in ("alphavil", "diw"):
+        # no weighting of its own: equal weighting (multitask, aggregators) gives 1/T
+        return 1.0 / len(values)
+    total = sum(values)
+    return weights[harmful] / total if total > 0 else None
+
+
+def leaderboard(
+    runs: list[dict[str, Any]], baseline: str = "single", harmful: str | None = None
+) -> list[dict[str, Any]]:
+    """One row per (target, label), sorted by mean test accuracy within each target."""
+    from scipy.stats import wilcoxon
+
+    table = _per_target(runs)
+    rows = []
+    for target, labels in sorted(table.items()):
+        base = labels.get(baseline, {})
+        for label in _order(labels):
+            seeds = labels[label]
+            mine = [
+                r
+                for r in runs
+                if r["label"] == label and (r["target"] == target or r["method"] == "multitask")
+            ]
+            tests = [v["test"] for v in seeds.values()]
+            row: dict[str, Any] = {
+                "target": target,
+                "method": label,
+                "n": len(seeds),
+                "test_mean": statistics.fmean(tests),
+                "test_std": statistics.stdev(tests) if len(tests) > 1 else math.nan,
+                "seconds": statistics.fmean(r["summary"]["seconds"] for r in mine)
+                if mine
+                else math.nan,
+            }
+            paired = sorted(set(seeds) & set(base))
+            diffs = [seeds[s]["test"] - base[s]["test"] for s in paired]
+            if label != baseline and len(diffs) >= 2:
+                row["diff"] = statistics.fmean(diffs)
+                row["ci_low"], row["ci_high"] = _bootstrap_ci(diffs)
+                nonzero = any(d != 0 for d in diffs)
+                row["p"] = float(wilcoxon(diffs).pvalue) if nonzero else math.nan
+            else:
+                row["diff"] = row["ci_low"] = row["ci_high"] = row["p"] = math.nan
+            weights = [w for r in mine if (w := _harmful_weight(r, harmful)) is not None]
+            row["harmful_weight"] = statistics.fmean(weights) if weights else math.nan
+            rows.append(row)
+    rows.sort(key=lambda r: (r["target"], -r["test_mean"]))
+    return rows
+
+
+def format_leaderboard(rows: list[dict[str, Any]], baseline: str, harmful: str | None) -> str:
+    """The leaderboard as Markdown."""
+    head = (
+        f"| target | method | seeds | test acc % (mean ± std) | vs {_label(baseline)} (pp) "
+        "[95% CI] | p | seconds per run |"
+    )
+    if harmful:
+        head += f" weight of `{harmful}` |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        cells = [
+            r["target"],
+            _label(r["method"]),
+            str(r["n"]),
+            f"{_fmt(r['test_mean'])} ± {_fmt(r['test_std'])}",
+            f"{_fmt(r['diff'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]",
+            _fmt(r["p"], 3),
+            _fmt(r["seconds"], 0),
+        ]
+        if harmful:
+            cells.append(_fmt(r["harmful_weight"], 3))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def leaderboard_figure(rows: list[dict[str, Any]], baseline: str, path: Path) -> Path:
+    """Paired difference to the baseline with its CI, one panel per target (dot plot)."""
+    from alphavil.plots import _plt, _save
+
+    plt = _plt()
+    targets = sorted({r["target"] for r in rows})
+    fig, axes = plt.subplots(1, len(targets), figsize=(5.5 * len(targets), 0.5 + 0.35 * len(rows)))
+    axes = axes if len(targets) > 1 else [axes]
+    for ax, target in zip(axes, targets, strict=True):
+        mine = [r for r in rows if r["target"] == target and not math.isnan(r["diff"])]
+        mine.sort(key=lambda r: r["diff"])
+        ys = range(len(mine))
+        ax.errorbar(
+            [r["diff"] for r in mine],
+            list(ys),
+            xerr=[
+                [r["diff"] - r["ci_low"] for r in mine],
+                [r["ci_high"] - r["diff"] for r in mine],
+            ],
+            fmt="o",
+            capsize=3,
+        )
+        ax.axvline(0.0, color="grey", lw=1)
+        ax.set_yticks(list(ys), [_label(r["method"]) for r in mine])
+        ax.set_xlabel(f"target test accuracy − {_label(baseline)} (pp), 95% CI")
+        ax.set_title(f"target {target}")
+    return _save(fig, path)
+
+
+def write_leaderboard(
+    runs: list[dict[str, Any]], out: Path, baseline: str = "single", harmful: str | None = None
+) -> list[Path]:
+    """``leaderboard.md``, ``leaderboard.csv`` and ``leaderboard.png`` under ``out``."""
+    rows = leaderboard(runs, baseline, harmful)
+    _write_text(out / "leaderboard.md", format_leaderboard(rows, baseline, harmful) + "\n")
+    _write_csv(out / "leaderboard.csv", rows)
+    return [
+        out / "leaderboard.md",
+        out / "leaderboard.csv",
+        leaderboard_figure(rows, baseline, out / "leaderboard.png"),
+    ]
