@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from alphavil import distributed as dist
-from alphavil.config import RunConfig, build_optimizer
+from alphavil.config import RunConfig, build_optimizer, resolve_device
 from alphavil.data.batching import Batch, MultiTaskData, move_to
 from alphavil.methods import get_method
 from alphavil.progress import Progress
@@ -61,14 +61,20 @@ class Trainer:
         self.target = tc.target
         self.tasks = list(tc.tasks) or [t.name for t in self.data.tasks]
         self.task_map: dict[str, Task] = self.data.task_map
-        self.device = torch.device(tc.device)
+        self.device = resolve_device(tc.device)  # "auto": cuda where this process has one
         self.model.to(self.device)
         if tc.channels_last:
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.generator = torch.Generator().manual_seed(tc.seed)
         self.dev_generator = torch.Generator().manual_seed(tc.seed + 1)
         self.weights = dict.fromkeys(self.tasks, 1.0)
-        self.method: Method = get_method(tc.method)(self)
+        method_class = get_method(tc.method)
+        if dist.world_size() > 1 and not method_class.data_parallel:
+            raise ValueError(
+                f"train.method = {tc.method!r} does not run data parallel yet; "
+                "launch it without torchrun"
+            )
+        self.method: Method = method_class(self)
         self.trained = self.method.trained_tasks()
         self.optimizer = build_optimizer(tc.optimizer, self.model.parameters())
         self.task_optimizers: dict[str, torch.optim.Optimizer] = {}
@@ -105,7 +111,11 @@ class Trainer:
             share = 1.0
             if together:
                 inputs, targets, share = self.shard(inputs, targets)
-            outputs = self.model(inputs, list(targets))
+            bf16 = self.cfg.train.autocast == "bf16"
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+                outputs = self.model(inputs, list(targets))
+            if bf16:  # losses, accuracies and probabilities from float32 outputs
+                outputs = {t: o.float() for t, o in outputs.items()}
             loss = mean_loss(self.task_map, outputs, targets, scales)
             if share != 1.0:  # data parallel: this rank's part of the whole batch's mean
                 loss = loss * share
@@ -138,7 +148,11 @@ class Trainer:
         )
         for batch in batches:
             inputs, targets, share = self.shard(*self.inputs(batch))
-            outputs = self.model(inputs, list(targets))
+            bf16 = self.cfg.train.autocast == "bf16"
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+                outputs = self.model(inputs, list(targets))
+            if bf16:  # losses, accuracies and probabilities from float32 outputs
+                outputs = {t: o.float() for t, o in outputs.items()}
             losses = {t: self.task_map[t].loss(outputs[t], y) for t, y in targets.items()}
             if share != 1.0:
                 losses = {t: v * share for t, v in losses.items()}
@@ -176,7 +190,11 @@ class Trainer:
             generator=gen,
         ):
             inputs, targets = self.inputs(batch)
-            outputs = self.model(inputs, list(targets))
+            bf16 = self.cfg.train.autocast == "bf16"
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+                outputs = self.model(inputs, list(targets))
+            if bf16:  # losses, accuracies and probabilities from float32 outputs
+                outputs = {t: o.float() for t, o in outputs.items()}
             for t, y in targets.items():
                 task, out = self.task_map[t], outputs[t]
                 counts[t] += len(y)

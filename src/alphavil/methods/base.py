@@ -23,6 +23,9 @@ class Method:
     """
 
     per_target = True
+    # whether it runs under torchrun (data parallel); methods with their own learnt state that
+    # is updated per batch say False until that state is synchronised across ranks
+    data_parallel = True
 
     def __init__(self, loop: Trainer) -> None:
         self.loop = loop
