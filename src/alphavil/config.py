@@ -60,7 +60,7 @@ POPULATION_METHODS: dict[str, str] = {
     "ls": "alphavil.pareto.mt2o",  # old name of no_transfer
     "pmtl": "alphavil.pareto.mt2o",
     "epo": "alphavil.pareto.mt2o",
-    "mgda": "alphavil.pareto.mt2o",
+    "pareto_mgda": "alphavil.pareto.mt2o",  # `mgda` is the aggregator
 }
 
 
@@ -79,7 +79,14 @@ class TrainConfig:
     # numpy accepts seeds < 2**32 and the loop seeds a second generator with seed + 1
     seed: int = bounded(0, 0, 2**32 - 2)
     threads: int = bounded(0, 0)  # torch threads; 0 keeps torch's default
+    # "cpu", "cuda", "cuda:N" or "auto" (cuda where a GPU is visible, else cpu). "auto" is kept
+    # as written in config.json and resolved where the model is placed (resolve_device), so a
+    # sweep planned on a CPU machine runs on the GPU of the node that executes it.
     device: str = "cpu"
+    # Mixed precision of the loop's forward passes: "bf16" runs them under
+    # torch.autocast(dtype=bfloat16) (GPUs with bf16, and CPUs); losses are taken in float32.
+    # The α fit's own dev passes (alphavil.alpha*) stay in float32.
+    autocast: str = choice("off", "off", "bf16")
     channels_last: bool = True  # ~1.5x faster convolutions on this CPU (data-and-machine.md §4)
     optimizer: dict[str, Any] = _opt("SGD", 0.05, momentum=0.9)  # noqa: RUF009 - returns a field()
     save_checkpoints: bool = True
@@ -488,16 +495,19 @@ def has_target(method: str) -> bool:
 
 
 def _check_device(name: str) -> None:
-    """Only devices this machine can train on: cpu, and cuda[:N] where CUDA is available."""
+    """Only devices this machine can train on: cpu, auto, and cuda[:N] where CUDA is available."""
+    if name == "auto":  # resolved where it is used: cuda if available there, else cpu
+        return
     n_cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    allowed = "cpu" + (f", cuda, cuda:0..{n_cuda - 1}" if n_cuda else "")
+    allowed = "cpu, auto" + (f", cuda, cuda:0..{n_cuda - 1}" if n_cuda else "")
     try:
         device = torch.device(name)
     except RuntimeError:
         raise ConfigError(f"train.device: {name!r} is not a device; allowed: {allowed}") from None
     if device.type == "cuda" and not n_cuda:
         raise ConfigError(
-            f"train.device: {name!r} but this torch build or machine has no CUDA; use cpu"
+            f"train.device: {name!r} but this torch build or machine has no CUDA; use cpu "
+            "(or auto: cuda where the run finds a GPU)"
         )
     if device.type == "cuda" and device.index is not None and device.index >= n_cuda:
         raise ConfigError(
@@ -506,6 +516,14 @@ def _check_device(name: str) -> None:
         )
     if device.type not in ("cpu", "cuda"):
         raise ConfigError(f"train.device: {name!r} is not supported; allowed: {allowed}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of a checked ``train.device``: ``"auto"`` is cuda when this process
+    sees a CUDA device, else cpu; other names as they are."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:

@@ -15,7 +15,6 @@ from torch import nn
 
 from alphavil.config import POPULATION_METHODS
 from alphavil.data.toy import toy_model
-from alphavil.methods import REGISTRY
 from alphavil.methods.aggregators import MGDA, CAGrad, NashMTL, PCGrad, UPGrad
 from alphavil.models.multihead import MultiHeadModel
 from alphavil.runner import execute, load_data
@@ -138,11 +137,8 @@ def test_nashmtl_refuses_batches_without_every_task() -> None:
 
 
 def _method(name: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """``name`` as train.method; ``mgda`` under another name while the population method of
-    alphavil.pareto owns ``train.method = "mgda"`` (see the report: a name clash)."""
-    if name in POPULATION_METHODS:
-        monkeypatch.setitem(REGISTRY, f"{name}-jd", REGISTRY[name])
-        return f"{name}-jd"
+    """``name`` as train.method (the Pareto-set MGDA is ``pareto_mgda``, no clash)."""
+    assert name not in POPULATION_METHODS
     return name
 
 

@@ -60,3 +60,9 @@ def test_the_training_loop_names_no_method() -> None:
     code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
     for name in method_names():
         assert f'"{name}"' not in code, name
+
+
+def test_method_names_do_not_clash_with_population_methods() -> None:
+    from alphavil.config import POPULATION_METHODS
+
+    assert not set(REGISTRY) & set(POPULATION_METHODS)

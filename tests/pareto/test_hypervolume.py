@@ -208,3 +208,25 @@ def test_nondominated_mask_matches_brute_force(m: int) -> None:
     ]
     np.testing.assert_array_equal(nondominated_mask(pts), expected)
     assert nondominated_mask(np.empty((0, m))).shape == (0,)
+
+
+@pytest.mark.parametrize("m", [2, 3, 4, 5])
+def test_fast_backend_equals_the_exact_one_on_random_sets(m: int) -> None:
+    pytest.importorskip("moocore")
+    rng = np.random.default_rng(7 + m)
+    for _ in range(30):
+        pts, ref = _random_case(rng, m, 25 if m < 5 else 10)
+        if not (pts < ref).all(axis=1).any():
+            continue  # HV 0 with a warning, tested elsewhere
+        maximize = bool(rng.random() < 0.3)
+        if maximize:
+            pts, ref = -pts, -ref
+        exact = hypervolume(pts, ref, maximize=maximize, backend="exact")
+        fast = hypervolume(pts, ref, maximize=maximize, backend="moocore")
+        assert fast == pytest.approx(exact, rel=1e-12, abs=1e-15)
+        assert hypervolume(pts, ref, maximize=maximize) == fast  # auto = moocore here
+
+
+def test_unknown_backend_is_rejected() -> None:
+    with pytest.raises(ValueError, match="backend"):
+        hypervolume([[0.0, 0.0]], [1.0, 1.0], backend="wfg")

@@ -36,7 +36,7 @@ def _independent_run(k: int, n_models: int, epochs: int, seed: int) -> dict[str,
 
 
 def test_transfer_off_equals_k_independent_runs(tmp_path: Path) -> None:
-    mc = MT2OConfig(n_models=3, beta=0.3, ref_point=[5.0])
+    mc = MT2OConfig(n_models=3, beta=0.3, ref_point=[5.0], init="independent")
     train_population(
         tiny_data(),
         tiny_model,
@@ -68,7 +68,7 @@ def test_transfer_off_equals_k_independent_runs(tmp_path: Path) -> None:
     assert not torch.allclose(mixed["encoder.0.weight"], stacked["encoder.0.weight"])
 
 
-@pytest.mark.parametrize("method", ["mt2o", "ls", "pmtl"])
+@pytest.mark.parametrize("method", ["mt2o", "no_transfer", "ls", "pmtl", "epo", "pareto_mgda"])
 def test_run_directory_is_written(tmp_path: Path, method: str) -> None:
     run = RunWriter(tmp_path)
     run.write_config({"train": {"method": method}})
@@ -92,7 +92,9 @@ def test_run_directory_is_written(tmp_path: Path, method: str) -> None:
     points = np.array([last["test"]["a"]["loss"], last["test"]["b"]["loss"]]).T
     assert last["hv"]["test"] == pytest.approx(hypervolume(points, [5.0, 5.0]))
     saved = json.loads((tmp_path / "summary.json").read_text())
-    assert saved["status"] == "completed" and saved["method"] == method
+    assert saved["status"] == "completed" and saved["method_requested"] == method
+    assert saved["method"] == ("no_transfer" if method == "ls" else method)
+    assert len(last["scalarized"]["test"]) == 3
     assert saved["ref_point"] == [5.0, 5.0] and saved["hv_curve"] == summary["hv_curve"]
     assert saved["prefs"] == evenly_spaced(3).tolist()
 
@@ -132,7 +134,7 @@ def test_errors_are_clear() -> None:
             tiny_data(), tiny_model, MT2OConfig(ref_point=[1.0, 2.0, 3.0]), epochs=1, batch_size=16
         )
     with pytest.raises(ValueError, match="unknown population method"):
-        train_population(tiny_data(), tiny_model, MT2OConfig(), method="epo")
+        train_population(tiny_data(), tiny_model, MT2OConfig(), method="nope")
     with pytest.raises(ValueError, match="couple"):
         train_population(
             tiny_data(), tiny_model, MT2OConfig(), optimizer={"name": "LBFGS", "lr": 1.0}
@@ -219,3 +221,29 @@ def test_tchebycheff_smoothing_reaches_the_training_step(tmp_path: Path) -> None
         )
         finals.append(load_checkpoint(out / "population.pt")["population"]["params"])
     assert not torch.allclose(finals[0]["encoder.0.weight"], finals[1]["encoder.0.weight"])
+
+
+def test_ls_is_the_old_name_of_no_transfer_and_of_linear() -> None:
+    kw = {"epochs": 2, "batch_size": 16, "optimizer": SGD, "seed": 1}
+    old = train_population(tiny_data(), tiny_model, MT2OConfig(n_models=3), method="ls", **kw)
+    new = train_population(
+        tiny_data(), tiny_model, MT2OConfig(n_models=3), method="no_transfer", **kw
+    )
+    assert old["hv_curve"] == new["hv_curve"] and old["method"] == new["method"] == "no_transfer"
+    assert MT2OConfig(scalarization="ls").scalarization == "linear"
+
+
+def test_front_metrics_are_recorded_for_synthetic_problems(tmp_path: Path) -> None:
+    pytest.importorskip("moocore")
+    from alphavil.config import load_config
+    from alphavil.runner import execute
+
+    path = Path(__file__).parents[2] / "configs" / "mt2o_synthetic_convex.toml"
+    cfg = load_config(
+        path, ["train.epochs=30", "train.method=no_transfer", f"out_dir={str(tmp_path)!r}"]
+    )
+    summary = execute(cfg, show_progress=False)
+    assert len(summary["igd_plus_curve"]) == 31 and summary["subproblem"] == "linear"
+    assert summary["igd_plus_curve"][-1] < summary["igd_plus_curve"][0]
+    assert max(summary["subproblem_distance_curve"][-1]) < 1e-3  # each model at its optimum
+    assert summary["init"] == "identical"

@@ -56,12 +56,12 @@ def test_plot_pareto_writes_figures_and_table(runs_dir: Path, tmp_path: Path) ->
         if f.suffix == ".png":
             assert f.read_bytes()[:4] == b"\x89PNG" and f.stat().st_size < 200_000
     table = (tmp_path / "epochs_to_95.md").read_text()
-    assert table.startswith("| method | seeds |") and "| ls | 2 |" in table
+    assert table.startswith("| method | seeds |") and "| no_transfer | 2 |" in table
 
 
 def test_epochs_table_rows(runs_dir: Path) -> None:
     rows = epochs_table(load_runs([runs_dir]))
-    assert [r["method"] for r in rows] == ["ls", "mt2o"]
+    assert [r["method"] for r in rows] == ["mt2o", "no_transfer"]
     best = max(rows, key=lambda r: r["final_hv_mean"])
     assert best["reached_best"] >= 1
     for r in rows:
@@ -75,3 +75,44 @@ def test_cli_entry_and_errors(
     assert "hv_epoch.png" in capsys.readouterr().out
     with pytest.raises(ValueError, match="no completed population runs"):
         load_runs([tmp_path])
+
+
+def test_grouping_keeps_distinct_configs_apart(tmp_path: Path) -> None:
+    """Runs that differ in anything but the seed (lr, scalarisation) are separate groups;
+    seeds of one config form one group; old `ls` runs are labelled no_transfer."""
+    combos = [
+        ("mt2o", 0.1, "linear"),
+        ("mt2o", 0.3, "linear"),
+        ("ls", 0.1, "linear"),
+        ("no_transfer", 0.1, "tchebycheff"),
+    ]
+    for method, lr, scal in combos:
+        for seed in (0, 1):
+            run = RunWriter(tmp_path / f"{method}-{lr}-{scal}-s{seed}")
+            mc = MT2OConfig(n_models=2, ref_point=[3.0], scalarization=scal)
+            run.write_config(
+                {
+                    "name": f"{method}-s{seed}",
+                    "train": {"method": method, "seed": seed, "optimizer": {"lr": lr}},
+                    "mt2o": {"beta": mc.beta, "scalarization": scal},
+                }
+            )
+            train_population(
+                tiny_data(n_train=16),
+                tiny_model,
+                mc,
+                method=method,
+                epochs=1,
+                batch_size=16,
+                optimizer={"name": "SGD", "lr": lr},
+                seed=seed,
+                run=run,
+                save_checkpoints=False,
+            )
+    rows = epochs_table(load_runs([tmp_path]))
+    assert [(r["method"], r["seeds"]) for r in rows] == [
+        ("mt2o mt2o.scalarization=linear train.optimizer.lr=0.1", 2),
+        ("mt2o mt2o.scalarization=linear train.optimizer.lr=0.3", 2),
+        ("no_transfer mt2o.scalarization=linear train.optimizer.lr=0.1", 2),
+        ("no_transfer mt2o.scalarization=tchebycheff train.optimizer.lr=0.1", 2),
+    ]

@@ -128,3 +128,48 @@ def test_coupling_optimizers_are_rejected() -> None:
     check_elementwise("Adam")
     with pytest.raises(ValueError, match="couple"):
         check_elementwise("LBFGS")
+
+
+def _dropout_bn_model() -> nn.Module:
+    from alphavil.models.multihead import MultiHeadModel
+
+    enc = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5))
+    heads = {t.name: nn.Linear(8, t.num_outputs) for t in TASKS}
+    return MultiHeadModel(enc, heads).double()
+
+
+def test_evaluation_runs_in_eval_mode() -> None:
+    """Dropout off and batch norm on frozen running statistics in every evaluation, as
+    ``model.eval()``; training still uses train mode (running statistics move)."""
+    torch.manual_seed(0)
+    models = [_dropout_bn_model() for _ in range(3)]
+    pop = Population(models, TASKS, vectorize=False)
+    batches = _batches(3)
+    for x, y in batches:  # a few training forwards: running statistics become non-trivial
+        pop.losses(x, y)
+    before = {n: b.clone() for n, b in pop.buffers.items()}
+    assert not torch.equal(before["encoder.1.running_mean"], torch.zeros(3, 8, dtype=torch.float64))
+    first = pop.evaluate(iter(batches))
+    second = pop.evaluate(iter(batches))
+    torch.testing.assert_close(first[0], second[0], rtol=0, atol=0)  # deterministic
+    for n, b in pop.buffers.items():  # evaluation data never moves the running statistics
+        assert torch.equal(b, before[n]), n
+    x, y = batches[0]
+    sums, _ = pop.sums(x, y)
+    for k in range(3):
+        module = pop.export(k, _dropout_bn_model()).eval()
+        out = module(x)
+        for i, t in enumerate(TASKS):
+            torch.testing.assert_close(sums[k, i], t.loss_sum(out[t.name], y[t.name]))
+    pop.losses(x, y)  # training forward: train mode again, statistics move
+    assert not torch.equal(pop.buffers["encoder.1.running_mean"], before["encoder.1.running_mean"])
+
+
+def test_project_clips_into_the_box() -> None:
+    from alphavil.pareto.problems import PointModel
+
+    pop = Population([PointModel(4, "zdt1") for _ in range(2)], TASKS)
+    with torch.no_grad():
+        pop.params["x"].add_(torch.tensor([[-2.0], [2.0]]))
+    pop.project_()
+    assert pop.params["x"][0].max() == 0.0 and pop.params["x"][1].min() == 1.0

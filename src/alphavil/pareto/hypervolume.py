@@ -1,4 +1,12 @@
-"""Exact dominated hypervolume and Pareto-dominance utilities.
+"""Dominated hypervolume and Pareto-dominance utilities.
+
+:func:`hypervolume` uses moocore's compiled exact algorithms (López-Ibáñez et al.,
+https://multi-objective.github.io/moocore/; the optional ``pareto`` extra) when moocore is
+installed (``backend="auto"``, the default) and falls back to the pure-numpy exact
+implementation below otherwise (``backend="exact"`` forces it). The fallback is kept so that the
+core library needs no compiled dependency beyond numpy and torch, and as an independent check of
+moocore (the two agree to 1e-9 relative on random sets, see the tests); it is 10-1000x slower on
+hundreds of points with m >= 3 (its dominated-point pre-filter is O(n^2 m)).
 
 All computations happen in a *minimisation frame*: objectives flagged in ``maximize`` are
 negated (points and reference point alike), so a point ``p`` dominates ``q`` when
@@ -25,11 +33,20 @@ from __future__ import annotations
 import warnings
 from bisect import bisect_left
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["hypervolume", "hypervolume_contributions", "nondominated_mask", "reference_point"]
+__all__ = [
+    "BACKENDS",
+    "hypervolume",
+    "hypervolume_contributions",
+    "nondominated_mask",
+    "reference_point",
+]
+
+BACKENDS = ("auto", "moocore", "exact")
 
 _CHUNK_ELEMENTS = 1 << 22  # bound on the (rows, n, m) boolean block in the dominance test
 
@@ -159,12 +176,6 @@ def _hv_min(p: np.ndarray, ref: np.ndarray) -> float:
     return total
 
 
-def _front_below(p: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Non-dominated, de-duplicated rows of ``p`` that strictly dominate ``ref``."""
-    p = p[(p < ref).all(axis=1)]
-    return p[_nondominated_min(p)]
-
-
 def _warn_no_point(ref: np.ndarray) -> None:
     warnings.warn(
         f"the reference point {ref.tolist()} is dominated by no point (every point is at or "
@@ -176,8 +187,28 @@ def _warn_no_point(ref: np.ndarray) -> None:
     )
 
 
+def _moocore_or_none(backend: str) -> Any:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown hypervolume backend {backend!r}; allowed: {', '.join(BACKENDS)}")
+    if backend == "exact":
+        return None
+    try:
+        import moocore
+    except ImportError:
+        if backend == "moocore":
+            raise ImportError(
+                "backend='moocore' needs moocore: pip install 'alphavil[pareto]'"
+            ) from None
+        return None
+    return moocore
+
+
 def hypervolume(
-    points: ArrayLike, ref: ArrayLike, *, maximize: bool | Sequence[bool] = False
+    points: ArrayLike,
+    ref: ArrayLike,
+    *,
+    maximize: bool | Sequence[bool] = False,
+    backend: str = "auto",
 ) -> float:
     """Exact hypervolume dominated by a point set with respect to a reference point.
 
@@ -189,23 +220,28 @@ def hypervolume(
         ref: Reference point, shape (m,). It must be worse than the points of interest in every
             objective; see :func:`reference_point`.
         maximize: Whether objectives are maximised; one bool for all or one per objective.
+        backend: ``"auto"`` (moocore if installed, else the pure-numpy code), ``"moocore"``
+            or ``"exact"`` (pure numpy).
 
     Returns:
         The hypervolume (a non-negative float).
 
     Raises:
-        ValueError: On non-finite values or inconsistent shapes.
+        ValueError: On non-finite values, inconsistent shapes or an unknown backend.
 
     Warns:
         RuntimeWarning: If points are given but none strictly dominates ``ref`` (returns 0.0).
     """
+    fast = _moocore_or_none(backend)
     p, r = _prepare(points, ref, maximize)
-    front = _front_below(p, r)
-    if front.shape[0] == 0:
+    inside = p[(p < r).all(axis=1)]
+    if inside.shape[0] == 0:
         if p.shape[0] > 0:
             _warn_no_point(np.asarray(ref, dtype=float))
         return 0.0
-    return _hv_min(front, r)
+    if fast is not None:
+        return float(fast.hypervolume(inside, ref=r))
+    return _hv_min(inside[_nondominated_min(inside)], r)
 
 
 def hypervolume_contributions(

@@ -7,11 +7,15 @@ neighbouring subproblems through a row-stochastic matrix M (:mod:`~alphavil.pare
 
     θ_k ← Σ_j M_kj θ_j − η · dir_k(∇ g(θ_k | λ^k; B))          (reconstruction Eq. R4)
 
-Methods (``train.method``): ``mt2o`` (transfer on), ``ls`` (transfer off: K independent linearly
-or Tchebycheff-scalarised runs, the ablation MT2O's claim rests on), ``pmtl`` (Pareto MTL,
-:mod:`~alphavil.pareto.pmtl`, same K preference directions). After every epoch (and before the
-first) all K models are evaluated on dev and test; the hypervolume of the K test-loss vectors
-w.r.t. a fixed, recorded reference point is the convergence measure. Which parts are
+Methods (``train.method``): ``mt2o`` (transfer on), ``no_transfer`` (K independent runs of the
+configured scalarisation, linear or Tchebycheff: the ablation MT2O's claim rests on; the old name
+``ls`` is accepted and means the same), ``pmtl`` (Pareto MTL, :mod:`~alphavil.pareto.pmtl`),
+``epo`` (EPO) and ``pareto_mgda`` (MGDA from K initialisations, :mod:`~alphavil.pareto.baselines`).
+After every epoch (and before the first) all K models are evaluated, in eval mode, on dev and
+test; the hypervolume of the K test-loss vectors w.r.t. a fixed, recorded reference point is one
+convergence measure; where the analytic front is known (synthetic problems) IGD, IGD+ and each
+model's distance to its own subproblem optimum (:mod:`~alphavil.pareto.metrics`) are recorded
+too, and every model's scalarised test loss g(θ_k | λ^k) always is. Which parts are
 reconstructed is said where they are set; see docs/mt2o.md.
 """
 
@@ -31,31 +35,53 @@ from torch import Tensor, nn
 
 from alphavil.config import ConfigError, bounded, build_optimizer, choice
 from alphavil.data.batching import MultiTaskData, move_to
+from alphavil.pareto.baselines import epo_preferences, epo_step, mgda_step
 from alphavil.pareto.hypervolume import hypervolume
+from alphavil.pareto.metrics import igd, igd_plus, subproblem_distance
 from alphavil.pareto.pmtl import pmtl_step
 from alphavil.pareto.population import Population, check_elementwise, mtgd_step
-from alphavil.pareto.scalarize import SCALARIZATIONS
+from alphavil.pareto.scalarize import SCALARIZATION_ALIASES, SCALARIZATIONS, scalarize
 from alphavil.pareto.transfer import DECAYS, TransferSchedule, transfer_matrix
 from alphavil.pareto.weights import preference_vectors
 from alphavil.progress import Progress
 from alphavil.runs import RunWriter
 from alphavil.training import NonFiniteLossError
 
-__all__ = ["METHODS", "MT2OConfig", "epochs_to_fraction", "run_population", "train_population"]
+__all__ = [
+    "METHODS",
+    "METHOD_ALIASES",
+    "MT2OConfig",
+    "canonical_method",
+    "epochs_to_fraction",
+    "run_population",
+    "train_population",
+]
 
-METHODS = ("mt2o", "ls", "pmtl")
+METHODS = ("mt2o", "no_transfer", "pmtl", "epo", "pareto_mgda")
+METHOD_ALIASES = {"ls": "no_transfer"}  # old name: "ls" never meant the scalarisation
+
+
+def canonical_method(method: str) -> str:
+    """The method's current name (``ls`` -> ``no_transfer``); ``ValueError`` if unknown."""
+    name = METHOD_ALIASES.get(method, method)
+    if name not in METHODS:
+        allowed = ", ".join([*METHODS, *METHOD_ALIASES])
+        raise ValueError(f"unknown population method {method!r}; allowed: {allowed}")
+    return name
 
 
 @dataclass
 class MT2OConfig:
     """The ``[mt2o]`` table: population, scalarisation, transfer and evaluation settings.
 
-    Every [reconstructed] default is a flag (reconstruction note §5.1). ``beta`` is ignored by
-    ``ls`` (always 0) and ``pmtl`` (no transfer).
+    Every [reconstructed] default is a flag (reconstruction note §5.1). ``beta`` is used by
+    ``mt2o`` only; ``scalarization`` by ``mt2o`` and ``no_transfer``; ``ideal`` by those and, as
+    the origin of the losses, by ``epo`` and ``pmtl``.
     """
 
     n_models: int = bounded(5, 1)  # K [reconstructed: 5, as ParetoMTL/EPO on MultiMNIST]
-    scalarization: str = choice("linear", *SCALARIZATIONS)  # [reconstructed: LS default]
+    # [reconstructed: linear default]; "ls" is accepted for "linear"
+    scalarization: str = choice("linear", *SCALARIZATIONS, *SCALARIZATION_ALIASES)
     ideal: list[float] = field(default_factory=list)  # Tchebycheff z*; empty = 0
     smooth: float = bounded(0.0, 0.0)  # Tchebycheff log-sum-exp temperature; 0 = max
     beta: float = bounded(0.05, 0.0, 1.0)  # transfer strength per transfer step [reconstructed]
@@ -66,13 +92,17 @@ class MT2OConfig:
     decay_start: float = bounded(0.7, 0.0, 1.0)  # fraction of all steps
     decay_end: float = bounded(1.0, 0.0, 1.0)
     mix_buffers: bool = True  # also mix floating buffers (BN statistics) [reconstructed]
-    init: str = choice("independent", "independent", "identical")  # [reconstructed: MGD's]
+    # identical: all K models start from one random model (the default for comparisons: the
+    # seed then fixes the start of every method); independent: K draws (MGD's). pareto_mgda always
+    # uses independent starts (its K models differ only there).
+    init: str = choice("identical", "independent", "identical")
     ref_point: list[float] = field(default_factory=lambda: [2.0])  # HV reference; 1 value = all
     forward: str = choice("auto", "auto", "vmap", "loop")  # auto: vmap on GPU, loop on CPU
     pmtl_init_epochs: int = bounded(2, 0)  # ParetoMTL feasibility phase (≤ 2 epochs)
     eval_dev: bool = True
 
     def __post_init__(self) -> None:
+        self.scalarization = SCALARIZATION_ALIASES.get(self.scalarization, self.scalarization)
         if self.decay_start > self.decay_end:
             raise ConfigError(
                 f"mt2o.decay_start ({self.decay_start}) must be <= mt2o.decay_end "
@@ -146,14 +176,18 @@ def train_population(
     run: RunWriter | None = None,
     progress: Progress | None = None,
     save_checkpoints: bool = True,
+    front: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Train K models with ``method`` (``mt2o``, ``ls`` or ``pmtl``); returns the summary.
+    """Train K models with ``method`` (see :data:`METHODS`; ``ls`` = ``no_transfer``).
 
+    ``front``: a dense sample of the analytic Pareto front ``(r, m)`` (synthetic problems); if
+    given, IGD, IGD+ and the per-model subproblem distance/gap are recorded every epoch.
     Writes one ``metrics.jsonl`` record per epoch (epoch 0 = initial models) and
-    ``summary.json`` (and ``population.pt`` if ``save_checkpoints``) to ``run`` if given.
+    ``summary.json`` (and ``population.pt`` if ``save_checkpoints``) to ``run`` if given;
+    returns the summary.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown population method {method!r}; allowed: {', '.join(METHODS)}")
+    requested = method
+    method = canonical_method(method)
     opt_spec = dict(optimizer or {"name": "SGD", "lr": 0.05, "momentum": 0.9})
     names = list(tasks) or [t.name for t in data.tasks]
     data.check_tasks(names)
@@ -162,11 +196,14 @@ def train_population(
     prefs = preference_vectors(len(names), mc.n_models)  # (K, m) float64
     k = prefs.shape[0]
     ref = np.broadcast_to(np.asarray(mc.ref_point, dtype=float), (len(names),)).copy()
+    if front is not None and front.shape[1] != len(names):
+        raise ValueError(f"front has {front.shape[1]} objectives, the run has {len(names)} tasks")
     dev = torch.device(device)
+    init = "independent" if method == "pareto_mgda" else mc.init
     torch.manual_seed(seed)
     first = make_model()
     models = [first] + [
-        copy.deepcopy(first) if mc.init == "identical" else make_model() for _ in range(k - 1)
+        copy.deepcopy(first) if init == "identical" else make_model() for _ in range(k - 1)
     ]
     vectorize = mc.forward == "vmap" or (mc.forward == "auto" and dev.type == "cuda")
     pop = Population([m.to(dev) for m in models], task_list, vectorize=vectorize)
@@ -175,30 +212,59 @@ def train_population(
     schedule = TransferSchedule(beta, mc.period, mc.decay, mc.decay_start, mc.decay_end)
     ideal = torch.tensor(mc.ideal, dtype=torch.float64) if mc.ideal else None
     prefs_dev = prefs.to(dev)
+    # the subproblem each model solves, where it has one (pmtl: a sector; pareto_mgda: none)
+    sub_scal = {"mt2o": mc.scalarization, "no_transfer": mc.scalarization, "epo": "tchebycheff"}
+    subproblem = sub_scal.get(method)
+    sub_prefs = (epo_preferences(prefs) if method == "epo" else prefs).numpy()
     pmtl_init = torch.ones(k, dtype=torch.bool)  # ParetoMTL feasibility phase, per model
     generator = torch.Generator().manual_seed(seed)
     n_train = data.num_examples("train", names[0])
     steps_per_epoch = math.ceil(max(1, round(train_fraction * n_train)) / batch_size)
     total_steps = epochs * steps_per_epoch
-    hv_curve: list[float] = []
+    curves: dict[str, list[Any]] = {
+        "hv": [],
+        "igd": [],
+        "igd_plus": [],
+        "subproblem_distance": [],
+        "subproblem_gap": [],
+    }
     records: list[dict[str, Any]] = []
     step, epoch, train_seconds, start = 0, 0, 0.0, time.perf_counter()
     status, error = "completed", None
 
+    def front_metrics(loss: Tensor) -> dict[str, Any]:
+        if front is None:
+            return {}
+        pts = loss.numpy()
+        out: dict[str, Any] = {"igd": igd(pts, front), "igd_plus": igd_plus(pts, front)}
+        if subproblem is not None:
+            z = None if ideal is None else ideal.numpy()
+            dist, gap = subproblem_distance(pts, front, sub_prefs, subproblem, z)
+            out |= {"subproblem_distance": dist.tolist(), "subproblem_gap": gap.tolist()}
+        return out
+
     def evaluate(ep: int, extra: dict[str, Any]) -> None:
         splits = ["dev", "test"] if mc.eval_dev else ["test"]
-        record: dict[str, Any] = {"epoch": ep, "hv": {}, "hv_accuracy": {}}
+        record: dict[str, Any] = {"epoch": ep, "hv": {}, "hv_accuracy": {}, "scalarized": {}}
         for split in splits:
             batches = data.eval_batches(split, names, batch_size=eval_batch_size)
-            loss, acc = pop.evaluate(move_to(b, dev) for b in batches)
+            loss, acc = pop.evaluate(move_to(b, dev) for b in batches)  # eval mode
             if not torch.isfinite(loss).all():
                 raise NonFiniteLossError(f"non-finite {split} loss {loss.tolist()}")
             record["hv"][split] = _hv(loss.numpy(), ref)
+            record["scalarized"][split] = scalarize(
+                loss, prefs, mc.scalarization, ideal=ideal, smooth=mc.smooth
+            ).tolist()
             if acc is not None:
                 record["hv_accuracy"][split] = _hv(acc.numpy(), np.zeros(len(names)), maximize=True)
             record[split] = _split_record(loss, acc, names)
+            if split == "test":
+                record |= front_metrics(loss)
         record.update(extra, seconds_total=time.perf_counter() - start)
-        hv_curve.append(record["hv"]["test"])
+        curves["hv"].append(record["hv"]["test"])
+        for key in ("igd", "igd_plus", "subproblem_distance", "subproblem_gap"):
+            if key in record:
+                curves[key].append(record[key])
         records.append(record)
         if run:
             run.log_epoch(record)
@@ -225,7 +291,13 @@ def train_population(
                 if method == "pmtl":
                     if epoch > mc.pmtl_init_epochs:
                         pmtl_init[:] = False
-                    losses, pmtl_init = pmtl_step(pop, opt, inputs, targets, prefs, pmtl_init)
+                    losses, pmtl_init = pmtl_step(
+                        pop, opt, inputs, targets, prefs, pmtl_init, ideal=ideal
+                    )
+                elif method == "epo":
+                    losses = epo_step(pop, opt, inputs, targets, prefs, ideal)
+                elif method == "pareto_mgda":
+                    losses = mgda_step(pop, opt, inputs, targets)
                 else:
                     beta_t = schedule.strength(step, total_steps)
                     mixing = (
@@ -247,6 +319,7 @@ def train_population(
                         mixing=mixing,
                         mix_buffers=mc.mix_buffers,
                     )
+                pop.project_()  # box-constrained problems: projected gradient descent
                 if not torch.isfinite(losses).all():
                     raise NonFiniteLossError(
                         f"non-finite training loss at step {step}: {losses.tolist()}"
@@ -272,7 +345,7 @@ def train_population(
         names,
         prefs,
         ref,
-        hv_curve,
+        curves,
         records[-1] if records else {},
         status,
         error,
@@ -280,6 +353,13 @@ def train_population(
         time.perf_counter() - start,
         train_seconds,
     )
+    summary |= {
+        "method_requested": requested,
+        "scalarization": mc.scalarization if method in ("mt2o", "no_transfer") else None,
+        "subproblem": subproblem,
+        "init": init,
+        "optimizer": opt_spec,
+    }
     if run and save_checkpoints and status == "completed":
         run.save(
             "population.pt",
@@ -303,7 +383,7 @@ def _summary(
     names: list[str],
     prefs: Tensor,
     ref: np.ndarray,
-    hv_curve: list[float],
+    curves: dict[str, list[Any]],
     last: dict[str, Any],
     status: str,
     error: str | None,
@@ -311,7 +391,9 @@ def _summary(
     seconds: float,
     train_seconds: float,
 ) -> dict[str, Any]:
+    hv_curve = curves["hv"]
     best_epoch = int(np.argmax(hv_curve)) if hv_curve else None
+    extra = {f"{key}_curve": curves[key] for key in curves if key != "hv" and curves[key]}
     return {
         "method": method,
         "target": None,
@@ -329,6 +411,8 @@ def _summary(
         else {"epoch": best_epoch, "hv_test": hv_curve[best_epoch]},
         "epochs_to_95": epochs_to_fraction(hv_curve, 0.95),
         "final": {s: last[s] for s in ("dev", "test") if s in last},
+        "final_scalarized": last.get("scalarized", {}),
+        **extra,
         "best": _best_models(last, names, epochs_done),
         "seconds": seconds,
         "seconds_train": train_seconds,
@@ -384,7 +468,9 @@ def run_population(
     run: RunWriter | None,
     progress: Progress | None,
 ) -> dict[str, Any]:
-    """Entry point for :func:`alphavil.runner.execute` (``train.method`` in mt2o, ls, pmtl)."""
+    """Entry point for :func:`alphavil.runner.execute` (``train.method`` in :data:`METHODS`)."""
+    from alphavil.pareto.problems import front_for
+
     tc = cfg.train
     mc = cfg.extra.get("mt2o") or MT2OConfig()
     return train_population(
@@ -403,4 +489,5 @@ def run_population(
         run=run,
         progress=progress,
         save_checkpoints=tc.save_checkpoints,
+        front=front_for(cfg.data),
     )

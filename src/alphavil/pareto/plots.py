@@ -7,14 +7,20 @@ line, the HV reference point and box), ``front_accuracy.png`` (classification), 
 (test hypervolume vs epoch and vs wall-clock seconds, mean ± std over seeds per method) and
 ``epochs_to_95.md`` / ``.csv``: per method the final HV, the epochs to reach 95% of the run's own
 final HV, and the epochs to reach 95% of the best method's mean final HV (the common target of
-reconstruction §4.3). Runs are grouped by method label (``mt2o``, ``ls``, ``pmtl``; ``mt2o β=…``
-when several β are present). Needs matplotlib (``pip install alphavil[plot]``); uses Agg.
+reconstruction §4.3). Runs are grouped by their whole resolved config (``config.json``) except
+the seed and bookkeeping keys (:data:`IGNORED_KEYS`): the label is the method plus every key
+whose value differs between the runs, e.g. ``mt2o train.optimizer.lr=0.1``, so runs that differ
+in learning rate, scalarisation or anything else are never averaged together. Keys that a
+method does not use (the transfer settings for non-MT2O methods) are left out of its label.
+Old ``ls`` runs are shown as ``no_transfer``. Needs matplotlib (``pip install alphavil[plot]``);
+uses Agg.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -23,14 +29,88 @@ from typing import Any
 import numpy as np
 
 from alphavil.pareto.hypervolume import nondominated_mask
-from alphavil.pareto.mt2o import epochs_to_fraction
+from alphavil.pareto.mt2o import METHOD_ALIASES, epochs_to_fraction
 from alphavil.runs import atomic_write, read_json, read_jsonl
 
-__all__ = ["epochs_table", "load_runs", "plot_front", "plot_hv", "plot_pareto"]
+__all__ = [
+    "IGNORED_KEYS",
+    "config_labels",
+    "epochs_table",
+    "load_runs",
+    "plot_front",
+    "plot_hv",
+    "plot_pareto",
+]
 
-COLORS = {"mt2o": "tab:red", "ls": "tab:blue", "pmtl": "tab:green"}
+COLORS = {
+    "mt2o": "tab:red",
+    "no_transfer": "tab:blue",
+    "pmtl": "tab:green",
+    "epo": "tab:purple",
+    "pareto_mgda": "tab:gray",
+}
 VARIANT_COLORS = ("tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
-MARKERS = {"mt2o": ("o", 18), "ls": ("s", 40), "pmtl": ("^", 22)}  # ls hollow, drawn larger
+# no_transfer hollow, drawn larger
+MARKERS = {"mt2o": ("o", 18), "no_transfer": ("s", 40), "pmtl": ("^", 22), "epo": ("D", 18)}
+# never a reason to keep runs apart: the seed (what a group averages over) and bookkeeping
+IGNORED_KEYS = frozenset(
+    {
+        "name",
+        "out_dir",
+        "train.method",
+        "train.seed",
+        "train.threads",
+        "train.device",
+        "train.save_checkpoints",
+        "train.save_predictions",
+        "train.save_state",
+        "train.eval_batch_size",
+        "mt2o.forward",
+        "mt2o.eval_dev",
+    }
+)
+TRANSFER_KEYS = frozenset(
+    f"mt2o.{k}"
+    for k in (
+        "beta",
+        "n_neighbours",
+        "coefficients",
+        "period",
+        "decay",
+        "decay_start",
+        "decay_end",
+        "mix_buffers",
+    )
+)
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out |= _flatten(v, f"{prefix}{k}.")
+        return out
+    return {prefix[:-1]: value}
+
+
+def config_labels(configs: list[dict[str, Any]], methods: list[str]) -> list[str]:
+    """One label per run: its method plus ``key=value`` for every config key that differs
+    between the runs (except :data:`IGNORED_KEYS`, and the transfer keys for non-MT2O runs)."""
+    methods = [METHOD_ALIASES.get(m, m) for m in methods]
+    flats = [_flatten(c) for c in configs]
+    keys = sorted(set().union(*flats)) if flats else []
+    differing = [
+        k
+        for k in keys
+        if k not in IGNORED_KEYS and len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1
+    ]
+    labels = []
+    for f, method in zip(flats, methods, strict=True):
+        parts = [
+            f"{k}={f.get(k)}" for k in differing if not (method != "mt2o" and k in TRANSFER_KEYS)
+        ]
+        labels.append(" ".join([method, *parts]))
+    return labels
 
 
 def load_runs(paths: list[str | Path]) -> list[dict[str, Any]]:
@@ -58,13 +138,9 @@ def load_runs(paths: list[str | Path]) -> list[dict[str, Any]]:
         )
     if not runs:
         raise ValueError(f"no completed population runs (summary.json with hv_curve) in {paths}")
-    betas = {
-        r["config"].get("mt2o", {}).get("beta") for r in runs if r["summary"]["method"] == "mt2o"
-    }
-    for r in runs:
-        method = r["summary"]["method"]
-        beta = r["config"].get("mt2o", {}).get("beta")
-        r["label"] = f"mt2o β={beta}" if method == "mt2o" and len(betas) > 1 else method
+    labels = config_labels([r["config"] for r in runs], [r["summary"]["method"] for r in runs])
+    for r, label in zip(runs, labels, strict=True):
+        r["label"] = label
     variants = sorted({r["label"] for r in runs if r["label"] not in COLORS})
     for r in runs:
         r["color"] = (
@@ -178,19 +254,15 @@ def plot_front(runs: list[dict[str, Any]], path: str | Path, metric: str = "loss
 
 
 def _true_front(ax: Any, run: dict[str, Any]) -> None:
-    """Overlay the analytic front of the synthetic problems."""
+    """Overlay the analytic front of the synthetic problems (first two objectives)."""
     data = run["config"].get("data", {})
     if data.get("name") != "synthetic":
         return
-    from alphavil.pareto.problems import concave_front
+    from alphavil.pareto.problems import pareto_front
 
-    t = np.linspace(0, 1, 101)
-    pts = (
-        np.stack([t**2, (1 - t) ** 2], 1)
-        if data.get("problem") == "convex"
-        else concave_front().numpy()
-    )
-    ax.plot(pts[:, 0], pts[:, 1], "k--", lw=0.8, label="true front")
+    pts = pareto_front(data.get("problem", "convex"), data.get("n_objectives", 3))
+    if pts.shape[1] == 2:
+        ax.plot(pts[:, 0], pts[:, 1], "k.", ms=0.5, label="true front")
 
 
 def epochs_table(runs: list[dict[str, Any]], fraction: float = 0.95) -> list[dict[str, Any]]:

@@ -117,8 +117,13 @@ def pmtl_step(
     targets: Mapping[str, Tensor],
     prefs: Tensor,
     init: Tensor | None = None,
+    *,
+    ideal: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """One ParetoMTL step for all K models.
+
+    ``ideal``: optional origin z* of the loss vectors in the sector constraints (L − z*), for
+    objectives that can be negative (ZDT3); gradients are unchanged by the shift.
 
     Returns:
         The batch losses ``(K, m)`` (detached) and the updated feasibility-phase mask ``(K,)``.
@@ -126,7 +131,10 @@ def pmtl_step(
     optimizer.zero_grad(set_to_none=True)
     losses = pop.losses(inputs, targets)
     jac = pop.task_jacobian(losses)  # (K, m, P)
-    weights, init = pmtl_weights(jac, losses.detach().cpu(), prefs.cpu(), init)
+    lv = losses.detach().cpu()
+    if ideal is not None:
+        lv = lv - ideal.to(lv)
+    weights, init = pmtl_weights(jac, lv, prefs.cpu(), init)
     pop.set_grads(torch.einsum("km,kmp->kp", weights.to(jac), jac))
     optimizer.step()
     return losses.detach(), init

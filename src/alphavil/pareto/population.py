@@ -13,6 +13,11 @@ gradients, and for an element-wise optimiser (SGD with momentum, Adam, ...) the 
 is exactly what a separate optimiser of model k would hold: K optimiser states, never mixed.
 Optimisers that couple elements (LBFGS, Adafactor, global-norm clipping) would couple models
 and are rejected by :func:`check_elementwise`.
+
+Modes: :meth:`Population.losses` (training) runs the architecture in train mode (dropout on,
+batch norm on batch statistics, running statistics updated); :meth:`Population.sums` and
+:meth:`Population.evaluate` (every evaluation) run it in eval mode (dropout off, batch norm on
+its running statistics, which stay untouched), as ``model.eval()`` would for K separate models.
 """
 
 from __future__ import annotations
@@ -66,6 +71,8 @@ class Population:
         self.tasks = tuple(tasks)
         self.vectorize = vectorize
         self._base = copy.deepcopy(models[0]).to("meta")  # architecture only, no storage
+        # Box constraint of the parameters (synthetic problems): projected after every step.
+        self.box: tuple[float, float] | None = getattr(models[0], "box", None)
 
     @property
     def n_models(self) -> int:
@@ -96,7 +103,12 @@ class Population:
         return out
 
     def losses(self, inputs: Any, targets: Mapping[str, Tensor]) -> Tensor:
-        """Per-model mean task losses on one shared batch, ``(K, m)``, differentiable."""
+        """Per-model mean task losses on one shared batch, ``(K, m)``, differentiable.
+
+        Train mode: dropout active, batch norm normalises with batch statistics and updates
+        each model's running statistics.
+        """
+        self._base.train()
 
         def one(params: dict[str, Tensor], buffers: dict[str, Tensor]) -> Tensor:
             out = self._outputs(params, buffers, inputs)
@@ -108,7 +120,8 @@ class Population:
     def sums(self, inputs: Any, targets: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Summed task losses and numbers of correct predictions on a batch, each ``(K, m)``.
 
-        ``correct`` is 0 for regression tasks. No autograd graph is built.
+        ``correct`` is 0 for regression tasks. No autograd graph is built. Eval mode: no
+        dropout, batch norm uses (and never updates) the running statistics.
         """
 
         def one(params: dict[str, Tensor], buffers: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
@@ -124,8 +137,13 @@ class Population:
             )
             return loss, correct
 
-        with torch.no_grad():
-            loss, correct = self._map(one)
+        was_training = self._base.training
+        self._base.eval()
+        try:
+            with torch.no_grad():
+                loss, correct = self._map(one)
+        finally:
+            self._base.train(was_training)
         return loss, correct
 
     def evaluate(
@@ -177,6 +195,13 @@ class Population:
             offset += n
         if offset != flat.shape[1]:
             raise ValueError(f"flat gradients have {flat.shape[1]} columns, expected {offset}")
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        """Clip every parameter into :attr:`box` (projected gradient descent); no-op if None."""
+        if self.box is not None:
+            for p in self.parameters():
+                p.clamp_(*self.box)
 
     @torch.no_grad()
     def mix_(self, mixing: Tensor, *, buffers: bool = True) -> None:

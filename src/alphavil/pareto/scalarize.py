@@ -14,10 +14,18 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-__all__ = ["SCALARIZATIONS", "Scalarization", "linear", "scalarize", "tchebycheff"]
+__all__ = [
+    "SCALARIZATIONS",
+    "SCALARIZATION_ALIASES",
+    "Scalarization",
+    "linear",
+    "scalarize",
+    "tchebycheff",
+]
 
 Scalarization = Literal["linear", "tchebycheff"]
 SCALARIZATIONS: tuple[str, ...] = ("linear", "tchebycheff")
+SCALARIZATION_ALIASES: dict[str, str] = {"ls": "linear", "tch": "tchebycheff"}
 
 
 def _check(losses: Tensor, prefs: Tensor) -> None:
@@ -68,7 +76,9 @@ def scalarize(
     ideal: Tensor | None = None,
     smooth: float = 0.0,
 ) -> Tensor:
-    """Dispatch to :func:`linear` or :func:`tchebycheff` by name.  ``(K, m), (K, m) -> (K,)``."""
+    """Dispatch to :func:`linear` or :func:`tchebycheff` by name (``ls``, ``tch`` accepted).
+    ``(K, m), (K, m) -> (K,)``."""
+    method = SCALARIZATION_ALIASES.get(method, method)
     if method == "linear":
         return linear(losses, prefs)
     if method == "tchebycheff":
