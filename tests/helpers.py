@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
 
 from alphavil.config import RunConfig, load_config
+from alphavil.runner import execute
+from alphavil.runs import load_checkpoint, read_json, read_jsonl
+from alphavil.training import Trainer
 
 TOY = [
     "data.name=toy",
@@ -19,3 +26,60 @@ TOY = [
 def toy_config(tmp_path: Path, *overrides: str) -> RunConfig:
     """A toy-problem config writing runs under ``tmp_path``."""
     return load_config(None, [*TOY, f"out_dir={str(tmp_path)!r}", *overrides])
+
+
+class _Killed(Exception):
+    pass
+
+
+def assert_resumes_bit_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *overrides: str
+) -> None:
+    """A toy run killed during epoch 2's evaluation (epoch 1 and its state on disk) and resumed
+    equals an uninterrupted one: same metrics (times aside), summary, model and method state."""
+    before = torch.get_num_threads()
+    cfg = toy_config(tmp_path, *overrides, "train.epochs=3", "train.threads=1")
+    execute(cfg, tmp_path / "full", show_progress=False)
+    real, calls = Trainer.evaluate, {"n": 0}
+
+    def dying(self: Trainer, split: str, *args: Any, **kw: Any) -> Any:
+        calls["n"] += split == "test"
+        if calls["n"] == 2:
+            raise _Killed
+        return real(self, split, *args, **kw)
+
+    monkeypatch.setattr(Trainer, "evaluate", dying)
+    with pytest.raises(_Killed):
+        execute(cfg, tmp_path / "killed", show_progress=False)
+    monkeypatch.setattr(Trainer, "evaluate", real)
+    summary = execute(cfg, tmp_path / "killed", resume=True, show_progress=False)
+    torch.set_num_threads(before)
+    assert summary["resumed_after_epoch"] == 1
+    assert_same_run(tmp_path / "full", tmp_path / "killed")
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Same metrics (times aside), summary and final state, bit for bit."""
+
+    def clean(rec: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in rec.items() if not k.startswith("seconds")}
+
+    assert [clean(r) for r in read_jsonl(a / "metrics.jsonl")] == [
+        clean(r) for r in read_jsonl(b / "metrics.jsonl")
+    ]
+    sa, sb = read_json(a / "summary.json"), read_json(b / "summary.json")
+    assert [sa[k] for k in ("best", "final_weights")] == [sb[k] for k in ("best", "final_weights")]
+    ma, mb = load_checkpoint(a / "state.pt"), load_checkpoint(b / "state.pt")
+    for k, v in ma["model"].items():
+        assert torch.equal(v, mb["model"][k]), k
+    assert _equal(ma["method"], mb["method"])
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)

@@ -47,6 +47,8 @@ def init_from_env(device: str) -> bool:
     """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
         return False
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if not dist.is_initialized():
         backend = "nccl" if device.startswith("cuda") else "gloo"
         dist.init_process_group(backend=backend)

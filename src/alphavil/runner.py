@@ -18,7 +18,7 @@ from alphavil.data.batching import MultiTaskData
 from alphavil.data.derived import add_extra_tasks
 from alphavil.datasets import build_model, get_dataset
 from alphavil.progress import Progress
-from alphavil.runs import MARKER, STATE_FILE, RunWriter, atomic_write, load_checkpoint, read_json
+from alphavil.runs import MARKER, STATE_FILE, RunWriter, load_checkpoint, read_json
 from alphavil.training import Trainer
 
 
@@ -76,7 +76,9 @@ def _prepare(path: Path) -> None:
     if path.exists() and owned(path):
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
-    atomic_write(path / MARKER, lambda f: f.write(b"alphavil run directory\n"))
+    # not atomic on purpose: the marker's existence is what counts, and a kill between the two
+    # steps must not leave a temporary file that makes the folder look like someone else's
+    (path / MARKER).write_bytes(b"alphavil run directory\n")
 
 
 def execute(

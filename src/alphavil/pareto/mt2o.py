@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from alphavil.config import ConfigError, bounded, build_optimizer, choice
+from alphavil.config import ConfigError, bounded, build_optimizer, choice, resolve_device
 from alphavil.data.batching import MultiTaskData, move_to
 from alphavil.pareto.baselines import epo_preferences, epo_step, mgda_step
 from alphavil.pareto.hypervolume import hypervolume
@@ -198,7 +198,7 @@ def train_population(
     ref = np.broadcast_to(np.asarray(mc.ref_point, dtype=float), (len(names),)).copy()
     if front is not None and front.shape[1] != len(names):
         raise ValueError(f"front has {front.shape[1]} objectives, the run has {len(names)} tasks")
-    dev = torch.device(device)
+    dev = resolve_device(device)
     init = "independent" if method == "pareto_mgda" else mc.init
     torch.manual_seed(seed)
     first = make_model()
