@@ -15,15 +15,9 @@ import pytest
 import alphavil.sweep as sweep_module
 from alphavil.cli import main
 from alphavil.config import ConfigError
+from alphavil.processes import LOCK_FILE, SweepError, sweep_lock
 from alphavil.runs import MARKER, STATE_FILE, read_json
-from alphavil.sweep import (
-    LOCK_FILE,
-    SweepConfig,
-    SweepError,
-    SweepInterrupted,
-    run_sweep,
-    sweep_lock,
-)
+from alphavil.sweep import SweepConfig, SweepInterrupted, run_sweep
 from tests.helpers import TOY
 
 ROOT = os.geteuid() == 0  # root ignores file permissions

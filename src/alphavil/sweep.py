@@ -36,15 +36,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import os
-import re
-import signal
 import sys
-import threading
 import time
 import traceback
-from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -63,21 +58,14 @@ from alphavil.config import (
 from alphavil.config import load_config as _load
 from alphavil.config_diff import config_differences
 from alphavil.methods import method_names
+from alphavil.processes import SweepError, check_writable_dir, sweep_lock
+from alphavil.processes import init_worker as _init_worker
+from alphavil.processes import one_line as _one_line
+from alphavil.processes import sigint_ignored as _sigint_ignored
+from alphavil.processes import stop_workers as _stop_workers
 from alphavil.runs import MARKER, read_json, write_json
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no lock
-    fcntl = None  # type: ignore[assignment]
-
-LOCK_FILE = ".sweep.lock"
 BACKENDS = ("local", "ray")
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-_STOP_GRACE_S = 5.0  # after SIGTERM, how long workers get before SIGKILL
-
-
-class SweepError(ValueError):
-    """A sweep cannot start (folder locked, changed runs); the message is one line (exit 2)."""
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -233,48 +221,6 @@ def _changed_message(changed: list[tuple[Path, list[str]]]) -> str:
     )
 
 
-def check_writable_dir(path: Path, what: str) -> None:
-    """Raise :class:`ConfigError` (one line) unless ``path`` is, or can be made, a folder this
-    process can write to."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{what} {path}: exists and is not a folder")
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if existing != path and not existing.is_dir():
-        raise ConfigError(f"{what} {path}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        where = "" if existing == path else f" ({existing})"
-        raise ConfigError(f"{what} {path}: not writable{where}")
-
-
-@contextlib.contextmanager
-def sweep_lock(out_dir: Path) -> Iterator[None]:
-    """Hold ``out_dir/.sweep.lock`` (see the module docstring) or raise :class:`SweepError`."""
-    path = Path(out_dir) / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by workers (O_CLOEXEC)
-    try:
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-                raise SweepError(
-                    f"{out_dir}: another sweep (pid {holder}) is running in this folder; "
-                    f"wait for it or stop it (lock file {path})"
-                ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # releases the flock
-
-
-def _one_line(text: str) -> str:
-    return re.sub(r"\s*\n\s*", " ", text).strip()
-
-
 def run_job(cfg: RunConfig, job: Job, overwrite: bool = False) -> dict[str, Any]:
     """Run one job (in a worker process), resuming an unfinished run of the same config;
     failures are written to ``error.json`` in the run directory (if alphavil owns it)."""
@@ -304,59 +250,6 @@ def run_job(cfg: RunConfig, job: Job, overwrite: bool = False) -> dict[str, Any]
             "seconds": time.perf_counter() - t0,
             "error": message,
         }
-
-
-def _exit_with_parent(parent: int, poll_s: float = 2.0) -> None:
-    """End this process when ``parent`` dies: PR_SET_PDEATHSIG on Linux, and a thread that
-    polls the parent pid everywhere (also covers the pdeathsig corner cases)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-    def watch() -> None:
-        while True:
-            time.sleep(poll_s)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="alphavil-parent-watch", daemon=True).start()
-
-
-def _init_worker(parent: int) -> None:
-    """Worker initializer: the parent handles Ctrl-C; die with the parent."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _exit_with_parent(parent)
-
-
-@contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Ignore SIGINT meanwhile (main thread only): processes started now inherit SIG_IGN, so a
-    Ctrl-C while a worker starts up does not print a traceback from it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-
-
-def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    """Cancel queued jobs and end the workers now: SIGTERM, SIGKILL after a grace period."""
-    procs = list((pool._processes or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for proc in procs:
-        if proc.is_alive():
-            proc.terminate()
-    deadline = time.monotonic() + _STOP_GRACE_S
-    for proc in procs:
-        proc.join(max(0.0, deadline - time.monotonic()))
-        if proc.is_alive():
-            proc.kill()
-            proc.join(1.0)
 
 
 def run_sweep(
@@ -571,46 +464,8 @@ def parse_seeds(text: str) -> list[int]:
         ) from None
 
 
-def parse_tuned(specs: list[str]) -> dict[str, list[str]]:
-    """``["single-tuned=single,single-lr0.025"]`` -> {"single-tuned": ["single", ...]}."""
-    out: dict[str, list[str]] = {}
-    for spec in specs:
-        name, sep, rest = spec.partition("=")
-        labels = [x.strip() for x in rest.split(",") if x.strip()]
-        if not sep or not name.strip() or len(labels) < 2:
-            raise ConfigError(
-                f"--tuned {spec!r}: expected NAME=LABEL,LABEL[,...] (two or more run labels), "
-                "e.g. single-tuned=single,single-lr0.025"
-            )
-        out[name.strip()] = labels
-    return out
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    """``alphavil report``."""
-    from alphavil.report import collect_runs, write_report
-
-    out = Path(args.out) if args.out else None
-    if out is not None:
-        check_writable_dir(out, "--out")
-    if not collect_runs(Path(args.runs)):
-        raise ConfigError(f"{args.runs}: no completed runs (folders with summary.json) found")
-    tuned = parse_tuned(args.tuned or [])
-    paths = write_report(Path(args.runs), out, tuned)
-    if args.leaderboard:
-        from alphavil.leaderboard import write_leaderboard
-
-        runs = collect_runs(Path(args.runs))
-        paths += write_leaderboard(
-            runs, out or Path(args.runs) / "report", args.baseline, args.harmful
-        )
-    for p in paths:
-        print(p)
-    return 0
-
-
 def add_commands(sub: Any) -> None:
-    """Register ``sweep`` and ``report`` on the CLI's subparsers."""
+    """Register ``sweep`` (and ``report``, :mod:`alphavil.report_cli`) on the CLI's subparsers."""
     s = sub.add_parser("sweep", help="run methods x targets x seeds in parallel (resumable)")
     s.add_argument("config")
     s.add_argument("overrides", nargs="*", help="key=value overrides for every run")
@@ -642,16 +497,6 @@ def add_commands(sub: Any) -> None:
         help="rerun completed runs whose stored config differs from the requested one",
     )
     s.set_defaults(func=cmd_sweep, intermixed="overrides")
-    r = sub.add_parser("report", help="Table 1, paired statistics and figures from run dirs")
-    r.add_argument("runs", help="folder of run directories (a sweep's out_dir)")
-    r.add_argument("--out", help="output folder (default: RUNS/report)")
-    r.add_argument(
-        "--tuned",
-        action="append",
-        metavar="NAME=LABEL,LABEL",
-        help="add a row that picks, per seed, the listed configuration with the best dev accuracy",
-    )
-    r.add_argument("--leaderboard", action="store_true", help="also write leaderboard.md/csv/png")
-    r.add_argument("--baseline", default="single", help="leaderboard baseline label")
-    r.add_argument("--harmful", help="task whose final weight the leaderboard reports")
-    r.set_defaults(func=cmd_report)
+    from alphavil.report_cli import add_command
+
+    add_command(sub)
