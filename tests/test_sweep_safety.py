@@ -270,6 +270,13 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _default_sigint() -> None:
+    """In the child: Ctrl-C's default action, even when this test runs with SIGINT ignored (a
+    job started in the background by a non-interactive shell inherits SIG_IGN, and Python then
+    never raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_long_sweep(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
     """A two-worker sweep of two endless runs, started in its own session; returns once both
     runs have finished an epoch."""
@@ -298,7 +305,12 @@ def _start_long_sweep(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with err.open("wb") as f:
         proc = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=f, env=env, start_new_session=True
+            argv,
+            stdout=subprocess.DEVNULL,
+            stderr=f,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_default_sigint,
         )
     deadline = time.monotonic() + 180
     runs = [out / "single-main-s0", out / "single-main-s1"]
