@@ -52,9 +52,21 @@ def init_from_env(device: str) -> bool:
     if not dist.is_initialized():
         backend = "nccl" if device.startswith("cuda") else "gloo"
         dist.init_process_group(backend=backend)
+        _OWNED.append(True)
         if device.startswith("cuda"):
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return True
+
+
+_OWNED: list[bool] = []  # whether init_from_env created the process group (then we end it)
+
+
+def shutdown() -> None:
+    """End the process group :func:`init_from_env` created (a gloo group left to interpreter exit
+    can abort the process with "terminate called without an active exception")."""
+    if _OWNED and dist.is_initialized():
+        dist.destroy_process_group()
+        _OWNED.clear()
 
 
 def barrier() -> None:

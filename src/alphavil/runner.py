@@ -107,6 +107,23 @@ def execute(
     path = Path(run_dir) if run_dir is not None else run_dir_for(cfg)
     wanted = cfg.to_dict()
     parallel = dist.init_from_env(cfg.train.device)  # under torchrun: join the process group
+    try:
+        return _execute(cfg, path, wanted, parallel, overwrite, resume, show_progress)
+    finally:
+        if parallel:
+            dist.shutdown()
+
+
+def _execute(
+    cfg: RunConfig,
+    path: Path,
+    wanted: dict[str, Any],
+    parallel: bool,
+    overwrite: bool,
+    resume: bool,
+    show_progress: bool,
+) -> dict[str, Any]:
+    """:func:`execute` once the process group (if any) is set up."""
     if parallel and cfg.train.method in POPULATION_METHODS:
         raise ConfigError(
             f"train.method = {cfg.train.method!r} runs in one process; launch it without torchrun"
