@@ -30,6 +30,7 @@ from alphavil.tasks import Task
 __all__ = [
     "AlphaFit",
     "autograd_value_and_grad",
+    "dev_chunks",
     "differentiable_mix",
     "evaluation_mode",
     "fit_alpha",
@@ -166,6 +167,14 @@ def differentiable_mix(
     return {**constants, **mix(theta, {k: d for k, d in deltas.items() if k in params}, alphas)}
 
 
+def dev_chunks(
+    batches: Iterable[Any] | Callable[[], Iterable[Any]], task: Task
+) -> tuple[list[Any], int]:
+    """The dev chunks (calling ``batches`` when it is a factory) and the number of examples."""
+    chunks = list(batches() if callable(batches) else batches)
+    return chunks, sum(len(y[task.name]) for _, y in chunks)
+
+
 def my_chunks(chunks: list[Any]) -> list[Any]:
     """This rank's dev chunks: every W-th from its rank on (all of them in one process)."""
     return chunks[rank() :: world_size()] if world_size() > 1 else chunks
@@ -205,8 +214,7 @@ def target_loss_value(
     @torch.no_grad()
     def value(alphas: Tensor) -> float:
         point = mix(theta, deltas, alphas.detach())
-        chunks = list(batches() if callable(batches) else batches)
-        n = sum(len(y[task.name]) for _, y in chunks)
+        chunks, n = dev_chunks(batches, task)
         total = 0.0
         with evaluation_mode(model, eval_mode):
             for inputs, targets in my_chunks(chunks):
@@ -253,8 +261,7 @@ def target_loss_and_grad(
             k: (v.requires_grad_(True) if k in deltas and k in params else v)
             for k, v in mixed.items()
         }
-        chunks = list(batches() if callable(batches) else batches)
-        n = sum(len(y[task.name]) for _, y in chunks)
+        chunks, n = dev_chunks(batches, task)
         total = 0.0
         with evaluation_mode(model, eval_mode):
             for inputs, targets in my_chunks(chunks):

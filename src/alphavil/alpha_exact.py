@@ -34,6 +34,7 @@ from torch.func import functional_call
 from alphavil.alpha import (
     AlphaFit,
     ValueAndGrad,
+    dev_chunks,
     differentiable_mix,
     evaluation_mode,
     my_chunks,
@@ -185,8 +186,7 @@ def target_loss_grad_hess(
     def value_grad_hess(alphas: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         a = alphas.detach().clone().requires_grad_(True)
         n_tasks = a.shape[0]
-        chunks = list(batches() if callable(batches) else batches)
-        n = sum(len(y[task.name]) for _, y in chunks)
+        chunks, n = dev_chunks(batches, task)
         total = torch.zeros((), dtype=torch.float64)
         grad = torch.zeros(n_tasks, dtype=torch.float64)
         hess = torch.zeros(n_tasks, n_tasks, dtype=torch.float64)

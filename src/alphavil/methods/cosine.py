@@ -112,6 +112,17 @@ def cosine_backward(
     return gated(params, grads, grads.get(target), target, variant)
 
 
+def target_reference(
+    grads: dict[str, Grads], target: str, kept: Any, keep: bool
+) -> tuple[Any, Any]:
+    """(the target's gradient to compare against, the reference to keep): this batch's target
+    gradient, else the last one kept (batches holding one task, as in text data)."""
+    reference = grads.get(target, kept)
+    if keep and target in grads:
+        kept = [None if g is None else g.detach().clone() for g in grads[target]]
+    return reference, kept
+
+
 class Cosine(BatchMethod):
     """Du et al. 2018: per batch, an auxiliary gradient is added on the shared parameters only
     where it points the target's way (``[cosine]`` options). Costs one backward pass per task.
@@ -140,9 +151,9 @@ class Cosine(BatchMethod):
     def backward(self, losses: dict[str, Tensor]) -> float:
         params, grads = task_gradients(self.loop.model, losses)
         target = self.loop.target
-        reference = grads.get(target, self.reference)
-        if self.keep_reference and target in grads:
-            self.reference = [None if g is None else g.detach().clone() for g in grads[target]]
+        reference, self.reference = target_reference(
+            grads, target, self.reference, self.keep_reference
+        )
         for t, (cos, m) in gated(params, grads, reference, target, self.opts.variant).items():
             s = self.stats.setdefault(t, [0.0, 0.0, 0.0])
             s[0], s[1], s[2] = s[0] + m, s[1] + cos, s[2] + 1

@@ -25,6 +25,7 @@ from alphavil.methods.base import BatchMethod
 from alphavil.methods.cosine import (
     Grads,
     inner,
+    target_reference,
     task_gradients,
     write_gradients,
 )
@@ -85,9 +86,9 @@ class OLAux(BatchMethod):
     def backward(self, losses: dict[str, Tensor]) -> float:
         params, grads = task_gradients(self.loop.model, losses)
         target = self.loop.target
-        reference = grads.get(target, self.reference)
-        if self.keep_reference and target in grads:
-            self.reference = [None if g is None else g.detach().clone() for g in grads[target]]
+        reference, self.reference = target_reference(
+            grads, target, self.reference, self.keep_reference
+        )
         write_gradients(params, [(g, 1.0 if t == target else self.w[t]) for t, g in grads.items()])
         alpha = float(self.loop.optimizer.param_groups[0]["lr"])
         for t, g in grads.items():
