@@ -223,6 +223,7 @@ def train_population(
     total_steps = epochs * steps_per_epoch
     curves: dict[str, list[Any]] = {
         "hv": [],
+        "hv_dev": [],
         "igd": [],
         "igd_plus": [],
         "subproblem_distance": [],
@@ -262,6 +263,8 @@ def train_population(
                 record |= front_metrics(loss)
         record.update(extra, seconds_total=time.perf_counter() - start)
         curves["hv"].append(record["hv"]["test"])
+        if "dev" in record["hv"]:
+            curves["hv_dev"].append(record["hv"]["dev"])
         for key in ("igd", "igd_plus", "subproblem_distance", "subproblem_gap"):
             if key in record:
                 curves[key].append(record[key])

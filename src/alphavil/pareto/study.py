@@ -1,18 +1,21 @@
-"""Controlled synthetic MT2O studies: transfer vs no transfer and baselines, lr chosen on
-validation seeds, paired statistics over test seeds.
+"""Controlled MT2O studies: transfer vs no transfer and baselines, lr chosen on validation, paired
+statistics over test seeds.
 
     python -m alphavil.pareto.study --problems convex zdt1 --out docs/figures/mt2o/study
+    python -m alphavil.pareto.study --problems multimnist --workers 2 --out docs/figures/mt2o/real
 
-For each problem (``configs/mt2o_synthetic_<problem>.toml``) and arm (method × scalarisation ×
-optimiser variant) every learning rate of the problem's grid is run on the validation seeds;
-the one with the highest mean HV-AUC (mean test HV over all epochs; a criterion that rewards
-speed and end quality, on seeds never used for the report) is then run on the test seeds. All
-arms start from the same initial models for a given seed (``mt2o.init = "identical"`` makes the
-K models equal too; MGDA draws K independent starts). Reported per arm: final HV, IGD+, mean
-subproblem distance, epochs to 95% of the run's own final HV, each with a 95% percentile
-bootstrap CI (``scipy.stats.bootstrap``); per transfer pair (MT2O vs no transfer, same
-scalarisation, each at its own tuned lr) paired differences with bootstrap CIs and Wilcoxon
-signed-rank p-values (``scipy.stats.wilcoxon``). Needs scipy and moocore.
+For each problem and arm (method × scalarisation × optimiser variant) every learning rate of the
+problem's grid is run on the validation seeds and scored by HV-AUC (the mean HV over all epochs;
+rewards speed and end quality). Synthetic problems score the test HV of validation seeds that
+are never reported; real data (MultiMNIST, MultiFashion, Multi-(Fashion+MNIST)) scores the *dev*
+split's HV. When the best lr sits at an edge of the grid, the grid is extended by one geometric
+step in that direction and the new value is scored, up to ``--max-extend`` times. The chosen lr
+is then run on the test seeds. Every arm starts from the same initial models for a given seed
+(``mt2o.init = "identical"`` makes the K models equal too; MGDA draws K independent starts).
+
+Every finished run is stored as ``<out>/runs/<problem>/<arm>/lr<lr>_s<seed>.json``; a rerun of
+the same command skips those, so an interrupted study resumes. ``--workers N`` runs N runs at a
+time in separate 1-thread processes. Statistics: :mod:`alphavil.pareto.study_stats`.
 """
 
 from __future__ import annotations
@@ -20,9 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import time
 import warnings
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +37,20 @@ import numpy as np
 import torch
 
 from alphavil.config import load_config
-from alphavil.pareto.mt2o import epochs_to_fraction, run_population
+from alphavil.pareto.study_stats import markdown, pair, summarise
 
-__all__ = ["ARMS", "LR_GRIDS", "main", "paired", "run_arm", "summarise"]
+__all__ = ["ARMS", "LR_GRIDS", "PROBLEMS", "choose_lr", "main", "run_arm", "study"]
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+SYNTHETIC = ("convex", "concave", "zdt1", "zdt2", "zdt3", "dtlz1", "dtlz2")
+# problem -> (config file, overrides); real-data problems choose the lr on their dev split
+PROBLEMS: dict[str, tuple[str, list[str]]] = {
+    **{p: (f"mt2o_synthetic_{p}.toml", []) for p in SYNTHETIC},
+    "multimnist": ("mt2o_multimnist_full.toml", []),
+    "multifashion": ("mt2o_multimnist.toml", ["data.kind='fashion'"]),
+    "multifashion_mnist": ("mt2o_multimnist.toml", ["data.kind='fashion_mnist'"]),
+}
+REAL = frozenset({"multimnist", "multifashion", "multifashion_mnist"})
 LR_GRIDS: dict[str, tuple[float, ...]] = {
     "convex": (0.5, 1.0, 2.0),
     "concave": (0.02, 0.05, 0.1),
@@ -43,6 +59,9 @@ LR_GRIDS: dict[str, tuple[float, ...]] = {
     "zdt3": (0.1, 0.3, 1.0),
     "dtlz1": (1e-3, 3e-3, 1e-2),
     "dtlz2": (0.1, 0.3, 1.0),
+    "multimnist": (0.025, 0.05, 0.1),
+    "multifashion": (0.025, 0.05, 0.1),
+    "multifashion_mnist": (0.025, 0.05, 0.1),
 }
 # arm -> config overrides (besides the lr)
 ARMS: dict[str, list[str]] = {
@@ -57,183 +76,204 @@ ARMS: dict[str, list[str]] = {
 }
 PAIRS = (("mt2o/linear", "no_transfer/linear"), ("mt2o/tchebycheff", "no_transfer/tchebycheff"))
 
+Job = tuple[str, str, float, int]  # problem, arm, lr, seed
+
 
 def run_arm(problem: str, arm: str, lr: float, seed: int) -> dict[str, Any]:
-    """One run; returns its curves (HV, IGD+, mean subproblem distance) and seconds."""
-    overrides = [*ARMS[arm], f"train.optimizer.lr={lr}", f"train.seed={seed}"]
-    cfg = load_config(CONFIGS / f"mt2o_synthetic_{problem}.toml", overrides)
-    torch.set_num_threads(1)
+    """One run; its curves (test HV, dev HV, IGD+, mean subproblem distance), final per-model
+    scalarised test loss, status and seconds. A run whose loss diverges returns its status."""
     from alphavil.runner import load_data
+    from alphavil.training import NonFiniteLossError
 
+    file, extra = PROBLEMS[problem]
+    overrides = [*extra, *ARMS[arm], f"train.optimizer.lr={lr}", f"train.seed={seed}"]
+    cfg = load_config(CONFIGS / file, overrides)
+    torch.set_num_threads(1)
     data, make_model = load_data(cfg)
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        s = run_population(cfg, data, make_model, None, None)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            s = run_population(cfg, data, make_model)
+    except NonFiniteLossError as err:
+        return {"status": "diverged", "error": str(err), "seconds": time.perf_counter() - t0}
     dist = s.get("subproblem_distance_curve")
     return {
         "hv": s["hv_curve"],
-        "igd_plus": s["igd_plus_curve"],
+        "hv_dev": s.get("hv_dev_curve"),
+        "igd_plus": s.get("igd_plus_curve"),
         "subproblem_distance": [float(np.mean(d)) for d in dist] if dist else None,
+        "scalarized_test": s["final_scalarized"].get("test") if problem in REAL else None,
         "seconds": time.perf_counter() - t0,
         "status": s["status"],
     }
 
 
-def _auc(curve: list[float]) -> float:
-    return float(np.mean(curve))
+def run_population(cfg: Any, data: Any, make_model: Any) -> dict[str, Any]:
+    from alphavil.pareto.mt2o import run_population as run
+
+    return run(cfg, data, make_model, None, None)
 
 
-def _ci(values: list[float]) -> tuple[float, float, float]:
-    """Mean and 95% percentile-bootstrap CI (``scipy.stats.bootstrap``, 5,000 resamples)."""
-    from scipy.stats import bootstrap
-
-    x = np.asarray(values, dtype=float)
-    if len(x) < 2 or np.ptp(x) == 0:
-        return float(x.mean()), float(x.mean()), float(x.mean())
-    res = bootstrap(
-        (x,), np.mean, confidence_level=0.95, n_resamples=5000, method="percentile", rng=0
-    )
-    return float(x.mean()), float(res.confidence_interval.low), float(res.confidence_interval.high)
+def _path(out: Path, job: Job) -> Path:
+    problem, arm, lr, seed = job
+    return out / "runs" / problem / arm.replace("/", "+") / f"lr{lr:g}_s{seed}.json"
 
 
-def _e95(hv: list[float], target: float | None = None) -> float:
-    """Epochs to 95% of the final (or target) HV; censored at len(hv) if never."""
-    e = epochs_to_fraction(hv, 0.95, target)
-    return float(len(hv) if e is None else e)
-
-
-def paired(a: list[float], b: list[float]) -> dict[str, Any]:
-    """Paired differences a − b: mean, 95% bootstrap CI, Wilcoxon signed-rank p (two-sided)."""
-    from scipy.stats import wilcoxon
-
-    d = np.asarray(a, float) - np.asarray(b, float)
-    mean, lo, hi = _ci(d.tolist())
-    p = float("nan") if np.all(d == 0) else float(wilcoxon(d).pvalue)
-    return {"mean": mean, "ci": [lo, hi], "wilcoxon_p": p, "n": len(d)}
-
-
-def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-arm statistics over test seeds."""
-    out: dict[str, Any] = {}
-    out["final_hv"] = _ci([r["hv"][-1] for r in runs])
-    out["final_igd_plus"] = _ci([r["igd_plus"][-1] for r in runs])
-    if runs[0]["subproblem_distance"] is not None:
-        out["final_subproblem_distance"] = _ci([r["subproblem_distance"][-1] for r in runs])
-    out["epochs_to_95_own"] = _ci([_e95(r["hv"]) for r in runs])
-    out["never_positive"] = sum(r["hv"][-1] <= 0 for r in runs)
-    out["seconds"] = float(np.mean([r["seconds"] for r in runs]))
-    return out
-
-
-def study(
-    problem: str, arms: list[str], val_seeds: list[int], test_seeds: list[int]
-) -> dict[str, Any]:
-    """Tune lr per arm on ``val_seeds`` (HV-AUC), then run ``test_seeds``; all results."""
-    result: dict[str, Any] = {"problem": problem, "arms": {}, "pairs": {}}
-    for arm in arms:
-        val = {
-            lr: float(np.mean([_auc(run_arm(problem, arm, lr, s)["hv"]) for s in val_seeds]))
-            for lr in LR_GRIDS[problem]
-        }
-        mid = LR_GRIDS[problem][len(LR_GRIDS[problem]) // 2]
-        best = max(val, key=lambda lr: (val[lr], -abs(math.log(lr / mid))))
-        runs = [run_arm(problem, arm, best, s) for s in test_seeds]
-        result["arms"][arm] = {
-            "lr": best,
-            "validation_hv_auc": val,
-            "runs": runs,
-            **summarise(runs),
-        }
-        print(f"{problem} {arm}: lr {best} (val {val})", flush=True)
-    for a, b in PAIRS:
-        if a not in result["arms"] or b not in result["arms"]:
-            continue
-        ra, rb = result["arms"][a]["runs"], result["arms"][b]["runs"]
-        target = max(np.mean([r["hv"][-1] for r in ra]), np.mean([r["hv"][-1] for r in rb]))
-        pair: dict[str, Any] = {
-            "final_hv": paired([r["hv"][-1] for r in ra], [r["hv"][-1] for r in rb]),
-            "final_igd_plus": paired(
-                [r["igd_plus"][-1] for r in ra], [r["igd_plus"][-1] for r in rb]
-            ),
-            "epochs_to_95_own": paired([_e95(r["hv"]) for r in ra], [_e95(r["hv"]) for r in rb]),
-            "epochs_to_95_common": paired(
-                [_e95(r["hv"], target) for r in ra], [_e95(r["hv"], target) for r in rb]
-            ),
-            "common_target_hv": 0.95 * float(target),
-        }
-        if ra[0]["subproblem_distance"] is not None:
-            pair["final_subproblem_distance"] = paired(
-                [r["subproblem_distance"][-1] for r in ra],
-                [r["subproblem_distance"][-1] for r in rb],
-            )
-        result["pairs"][f"{a} − {b}"] = pair
+def _run_and_store(job: Job, out: Path) -> dict[str, Any]:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    result = run_arm(*job)
+    path = _path(out, job)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result))
+    tmp.replace(path)
     return result
 
 
-def _fmt(ci: list[float] | tuple[float, float, float], digits: int = 4) -> str:
-    mean, lo, hi = ci
-    return f"{mean:.{digits}g} [{lo:.{digits}g}, {hi:.{digits}g}]"
+def run_jobs(jobs: Iterable[Job], out: Path, workers: int) -> dict[Job, dict[str, Any]]:
+    """Run ``jobs`` (skipping those stored under ``out``), ``workers`` at a time."""
+    results: dict[Job, dict[str, Any]] = {}
+    todo: list[Job] = []
+    for job in dict.fromkeys(jobs):
+        path = _path(out, job)
+        if path.exists():
+            results[job] = json.loads(path.read_text())
+        else:
+            todo.append(job)
+    if workers <= 1 or len(todo) <= 1:
+        for job in todo:
+            results[job] = _run_and_store(job, out)
+            _log(job, results[job])
+        return results
+    with ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn")) as pool:
+        futures = {job: pool.submit(_run_and_store, job, out) for job in todo}
+        for job, fut in futures.items():
+            results[job] = fut.result()
+            _log(job, results[job])
+    return results
 
 
-def markdown(result: dict[str, Any]) -> str:
-    """The per-arm table and the paired-comparison table of one problem."""
-    lines = [
-        "| arm | lr (val) | final HV | final IGD+ | subproblem dist. "
-        "| epochs to 95% own HV | s/run |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for arm, r in result["arms"].items():
-        sub = r.get("final_subproblem_distance")
-        lines.append(
-            f"| {arm} | {r['lr']:g} | {_fmt(r['final_hv'])} | {_fmt(r['final_igd_plus'])} | "
-            f"{_fmt(sub, 3) if sub else '–'} | {_fmt(r['epochs_to_95_own'], 3)} | "
-            f"{r['seconds']:.1f} |"
-        )
-    if result["pairs"]:
-        lines += [
-            "",
-            "| paired difference (MT2O − no transfer) | final HV | final IGD+ | subproblem dist. "
-            "| epochs to 95% own HV | epochs to 95% common HV |",
-            "|---|---|---|---|---|---|",
+def _log(job: Job, r: dict[str, Any]) -> None:
+    problem, arm, lr, seed = job
+    hv = f"HV {r['hv'][-1]:.4g}" if r["status"] == "completed" else r["status"]
+    print(f"  {problem} {arm} lr {lr:g} seed {seed}: {hv} ({r['seconds']:.0f} s)", flush=True)
+
+
+def criterion(problem: str, r: dict[str, Any]) -> float:
+    """Validation score: HV-AUC on the dev split (real data) or test HV of validation seeds."""
+    if r["status"] != "completed":
+        return -math.inf
+    curve = r["hv_dev"] if problem in REAL else r["hv"]
+    return float(np.mean(curve))
+
+
+def _extend(grid: list[float], best: float) -> float | None:
+    """The next lr beyond the edge where ``best`` sits (one geometric step), or None."""
+    if best == grid[-1]:
+        return float(f"{grid[-1] * grid[-1] / grid[-2]:.4g}")
+    if best == grid[0]:
+        return float(f"{grid[0] * grid[0] / grid[1]:.4g}")
+    return None
+
+
+def choose_lr(
+    problem: str, arms: list[str], val_seeds: list[int], out: Path, workers: int, max_extend: int
+) -> dict[str, dict[str, Any]]:
+    """Per arm: the lr with the best mean validation score, the scores, and whether it is still
+    at an edge of the (extended) grid."""
+    grids = {arm: sorted(LR_GRIDS[problem]) for arm in arms}
+    scores: dict[str, dict[float, float]] = {arm: {} for arm in arms}
+    mid = LR_GRIDS[problem][len(LR_GRIDS[problem]) // 2]
+    chosen: dict[str, dict[str, Any]] = {}
+    pending = list(arms)
+    for round_ in range(max_extend + 1):
+        jobs = [
+            (problem, arm, lr, s)
+            for arm in pending
+            for lr in grids[arm]
+            if lr not in scores[arm]
+            for s in val_seeds
         ]
-        for name, p in result["pairs"].items():
+        results = run_jobs(jobs, out, workers)
+        still: list[str] = []
+        for arm in pending:
+            for lr in grids[arm]:
+                if lr not in scores[arm]:
+                    vals = [criterion(problem, results[(problem, arm, lr, s)]) for s in val_seeds]
+                    scores[arm][lr] = float(np.mean(vals))
+            best = max(grids[arm], key=lambda lr: (scores[arm][lr], -abs(math.log(lr / mid))))
+            nxt = _extend(grids[arm], best)
+            if nxt is not None and round_ < max_extend:
+                grids[arm] = sorted([*grids[arm], nxt])
+                still.append(arm)
+            chosen[arm] = {
+                "lr": best,
+                "validation_hv_auc": scores[arm],
+                "lr_at_edge": nxt is not None,
+            }
+        pending = still
+        if not pending:
+            break
+    return chosen
 
-            def cell(key: str, p: dict[str, Any] = p) -> str:
-                if key not in p:
-                    return "–"
-                q = p[key]
-                ci = f"[{q['ci'][0]:+.3g}, {q['ci'][1]:+.3g}]"
-                return f"{q['mean']:+.3g} {ci} p={q['wilcoxon_p']:.2g}"
 
-            lines.append(
-                f"| {name.split('/')[-1]} | {cell('final_hv')} | {cell('final_igd_plus')} | "
-                f"{cell('final_subproblem_distance')} | {cell('epochs_to_95_own')} | "
-                f"{cell('epochs_to_95_common')} |"
-            )
-    return "\n".join(lines) + "\n"
+def study(
+    problem: str,
+    arms: list[str],
+    val_seeds: list[int],
+    test_seeds: list[int],
+    out: Path,
+    workers: int = 1,
+    max_extend: int = 2,
+) -> dict[str, Any]:
+    """Tune the lr per arm on ``val_seeds``, then run ``test_seeds``; all results."""
+    chosen = choose_lr(problem, arms, val_seeds, out, workers, max_extend)
+    jobs = [(problem, arm, chosen[arm]["lr"], s) for arm in arms for s in test_seeds]
+    results = run_jobs(jobs, out, workers)
+    result: dict[str, Any] = {"problem": problem, "arms": {}, "pairs": {}}
+    for arm in arms:
+        runs = [results[(problem, arm, chosen[arm]["lr"], s)] for s in test_seeds]
+        result["arms"][arm] = {**chosen[arm], "runs": runs, **summarise(runs)}
+        print(f"{problem} {arm}: lr {chosen[arm]['lr']:g}", flush=True)
+    for a, b in PAIRS:
+        if a in result["arms"] and b in result["arms"]:
+            p = pair(result["arms"][a]["runs"], result["arms"][b]["runs"])
+            if p:
+                result["pairs"][f"{a} − {b}"] = p
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: run the studies, write ``<out>/<problem>.json`` and ``.md``."""
     p = argparse.ArgumentParser(prog="python -m alphavil.pareto.study", description=__doc__)
-    p.add_argument("--problems", nargs="+", default=list(LR_GRIDS), choices=list(LR_GRIDS))
+    p.add_argument("--problems", nargs="+", default=list(SYNTHETIC), choices=list(PROBLEMS))
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     p.add_argument("--val-seeds", nargs="+", type=int, default=[1000, 1001])
     p.add_argument("--test-seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--workers", type=int, default=1, help="runs at a time (1 thread each)")
+    p.add_argument(
+        "--max-extend", type=int, default=2, help="grid extensions when the best lr is at an edge"
+    )
     p.add_argument("--out", default="docs/figures/mt2o/study")
     args = p.parse_args(argv)
+    if args.workers < 1 or args.max_extend < 0:
+        p.error("--workers must be >= 1 and --max-extend >= 0")
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for problem in args.problems:
         t0 = time.perf_counter()
-        result = study(problem, args.arms, args.val_seeds, args.test_seeds)
+        result = study(
+            problem, args.arms, args.val_seeds, args.test_seeds, out, args.workers, args.max_extend
+        )
         result["wall_seconds"] = time.perf_counter() - t0
         result["meta"] = {
             "val_seeds": args.val_seeds,
             "test_seeds": args.test_seeds,
             "lr_grid": LR_GRIDS[problem],
+            "max_extend": args.max_extend,
+            "workers": args.workers,
             "torch": torch.__version__,
             "python": platform.python_version(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
