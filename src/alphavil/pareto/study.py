@@ -244,6 +244,16 @@ def study(
     return result
 
 
+def _run_seconds(out: Path, problem: str, arms: list[str]) -> float:
+    """Seconds of every stored run of ``problem`` and ``arms`` (all lrs and seeds): the compute
+    the study cost, however many invocations it took to finish."""
+    total = 0.0
+    for arm in arms:
+        for path in (out / "runs" / problem / arm.replace("/", "+")).glob("*.json"):
+            total += float(json.loads(path.read_text())["seconds"])
+    return total
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI: run the studies, write ``<out>/<problem>.json`` and ``.md``."""
     p = argparse.ArgumentParser(prog="python -m alphavil.pareto.study", description=__doc__)
@@ -268,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             problem, args.arms, args.val_seeds, args.test_seeds, out, args.workers, args.max_extend
         )
         result["wall_seconds"] = time.perf_counter() - t0
+        result["run_seconds_total"] = _run_seconds(out, problem, args.arms)
         result["meta"] = {
             "val_seeds": args.val_seeds,
             "test_seeds": args.test_seeds,
@@ -279,7 +290,10 @@ def main(argv: list[str] | None = None) -> int:
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         }
         (out / f"{problem}.json").write_text(json.dumps(result))
-        md = markdown(result) + f"\nwall time {result['wall_seconds']:.0f} s\n"
+        md = markdown(result) + (
+            f"\nwall time {result['wall_seconds']:.0f} s (this invocation); "
+            f"{result['run_seconds_total']:.0f} s in all stored runs\n"
+        )
         (out / f"{problem}.md").write_text(md)
         print(md, flush=True)
     return 0
