@@ -38,6 +38,7 @@ def test_extend_one_geometric_step() -> None:
     assert study._extend([0.5, 1.0, 2.0], 2.0) == 4.0
     assert study._extend([0.1, 0.3, 1.0], 0.1) == pytest.approx(0.03333, rel=1e-3)
     assert study._extend([0.5, 1.0, 2.0], 1.0) is None
+    assert study._extend([0.05], 0.05) is None
 
 
 def test_choose_lr_extends_until_interior(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,3 +131,19 @@ def test_end_to_end_convex(tmp_path: Path) -> None:
         assert r["lr"] in (0.5, 1.0, 2.0)
         assert 0.8 < r["final_hv"][0] < 1.0  # the analytic front's HV is 0.9366
     assert (tmp_path / "convex.md").read_text().startswith("| arm |")
+
+
+def test_real_data_path_pairs_each_weight_vector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real-data path (dev-split criterion, per-model scalarised test loss) run on the
+    convex problem, which logs a dev split and scalarised losses like MultiMNIST does."""
+    monkeypatch.setattr(study, "REAL", frozenset({"convex"}))
+    monkeypatch.setitem(study.LR_GRIDS, "convex", (1.0,))
+    arms = ["mt2o/linear", "no_transfer/linear"]
+    result = study.study("convex", arms, [1000], [0, 1], tmp_path, max_extend=0)
+    run = result["arms"]["mt2o/linear"]["runs"][0]
+    assert len(run["scalarized_test"]) == 5 and len(run["hv_dev"]) == len(run["hv"])
+    per_model = result["pairs"]["mt2o/linear − no_transfer/linear"]["scalarized_test_per_model"]
+    assert len(per_model) == 5 and all(p["n"] == 2 for p in per_model)
+    assert "Scalarised test loss per weight vector" in markdown(result)

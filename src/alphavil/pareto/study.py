@@ -169,7 +169,10 @@ def criterion(problem: str, r: dict[str, Any]) -> float:
 
 
 def _extend(grid: list[float], best: float) -> float | None:
-    """The next lr beyond the edge where ``best`` sits (one geometric step), or None."""
+    """The next lr beyond the edge where ``best`` sits (one geometric step), or None (also for a
+    one-value grid, which has no step to repeat)."""
+    if len(grid) < 2:
+        return None
     if best == grid[-1]:
         return float(f"{grid[-1] * grid[-1] / grid[-2]:.4g}")
     if best == grid[0]:
