@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from alphavil.processes import SweepError, one_line, sigint_ignored
+
 if TYPE_CHECKING:
     from alphavil.config import RunConfig
     from alphavil.sweep import Job, SweepConfig
@@ -44,12 +46,10 @@ _POLL_S = 1.0  # ray.wait timeout, so Ctrl-C is seen within a second
 
 
 def require_ray() -> Any:
-    """The ``ray`` module, or :class:`~alphavil.sweep.SweepError` (one line) if not installed."""
+    """The ``ray`` module, or a one-line :class:`~alphavil.processes.SweepError` if missing."""
     try:
         import ray
     except ImportError:
-        from alphavil.sweep import SweepError
-
         raise SweepError(
             f"--backend ray needs Ray, which is not installed here: {INSTALL_HINT}"
         ) from None
@@ -70,10 +70,8 @@ def init_ray(address: str | None, num_cpus: int) -> bool:
         try:
             ray.init(address=address, **kwargs)
         except Exception as err:  # Ray's own errors vary by version; one line for the user
-            from alphavil.sweep import SweepError, _one_line
-
             raise SweepError(
-                _one_line(f"--address {address}: cannot use this Ray cluster: {err}")[:300]
+                one_line(f"--address {address}: cannot use this Ray cluster: {err}")[:300]
             ) from None
     else:  # "local": a new instance even where RAY_ADDRESS names a cluster
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **kwargs)
@@ -84,15 +82,13 @@ def init_ray(address: str | None, num_cpus: int) -> bool:
 def ray_session(address: str | None, num_cpus: int) -> Iterator[tuple[Any, bool]]:
     """A Ray session for the sweep (see :func:`init_ray`), as (ray, whether it was started
     here); one started here is shut down after."""
-    from alphavil.sweep import _sigint_ignored
-
     ray = require_ray()
     started = init_ray(address, num_cpus)
     try:
         yield ray, started
     finally:
         if started:
-            with _sigint_ignored():
+            with sigint_ignored():
                 ray.shutdown()
 
 
@@ -103,8 +99,6 @@ def gpus_for(device: str, cluster_gpus: float) -> int:
     if device.startswith("cuda"):
         index = device.partition(":")[2]
         if index and index != "0":
-            from alphavil.sweep import SweepError
-
             raise SweepError(
                 f"train.device = {device!r}: a Ray task sees only the one GPU it is given "
                 "(as cuda:0); use cuda or auto"
@@ -134,8 +128,6 @@ def run_on_node(cfg: RunConfig, job: Job, overwrite: bool, cwd: str) -> dict[str
 
 
 def _failure(job: Job, err: BaseException) -> dict[str, Any]:
-    from alphavil.sweep import _one_line
-
     ray = require_ray()
     if isinstance(err, (ray.exceptions.WorkerCrashedError, ray.exceptions.OutOfMemoryError)):
         what = f"its Ray worker died ({type(err).__name__}; killed? out of memory?)"
@@ -143,7 +135,7 @@ def _failure(job: Job, err: BaseException) -> dict[str, Any]:
         what = "its Ray node died"
     else:
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        what = _one_line(f"its Ray task failed: {type(err).__name__}: {first}")
+        what = one_line(f"its Ray task failed: {type(err).__name__}: {first}")
     return {"name": job.name, "ok": False, "seconds": 0.0, "error": what}
 
 
@@ -173,7 +165,6 @@ def run_jobs(
     """Run ``items`` (config, job, overwrite) as Ray tasks; ``report`` gets each result as it
     arrives. Ctrl-C: ``on_interrupt()`` tells the user, every task is cancelled, and what
     ``on_interrupt`` returned is raised."""
-    from alphavil.sweep import _sigint_ignored
 
     require_ray()
     for cfg, _, _ in items:  # cuda:N is refused before Ray starts
@@ -202,7 +193,7 @@ def run_jobs(
             except BaseException as err:
                 if isinstance(err, KeyboardInterrupt):
                     interrupted()  # say so first, then stop the tasks
-                with _sigint_ignored():
+                with sigint_ignored():
                     _cancel(ray, list(refs))
                 raise
     except KeyboardInterrupt:
