@@ -172,6 +172,24 @@ def test_report_cli_rejects_a_malformed_tuned_spec(tmp_path: Path, capsys) -> No
     )
 
 
+def test_report_labels_keep_only_those_runs(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from alphavil.cli import main
+
+    for s in range(2):
+        _fake_run(tmp_path, f"a-s{s}", "single", "left", s, {"left": (0.9, 0.9)}, label="a")
+        _fake_run(tmp_path, f"b-s{s}", "single", "left", s, {"left": (0.8, 0.8)}, label="b")
+        _fake_run(tmp_path, f"c-s{s}", "multitask", None, s, {"left": (0.7, 0.7)}, label="c")
+    assert {r["label"] for r in collect_runs(tmp_path, ["a", "c"])} == {"a", "c"}
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "o"), "--labels", "a,c"]) == 0
+    table = (tmp_path / "o" / "table1.md").read_text()
+    assert "| left | a |" in table and "| left | b |" not in table
+    capsys.readouterr()
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "o2"), "--labels", "a,zz"]) == 2
+    err = capsys.readouterr().err
+    assert "no completed runs labelled zz" in err and "labels there: a, b, c" in err
+    assert len(err.splitlines()) == 1
+
+
 def test_leaderboard_pairs_with_the_baseline_and_reports_the_harmful_weight(tmp_path: Path) -> None:
     from alphavil.leaderboard import format_leaderboard, leaderboard, write_leaderboard
 

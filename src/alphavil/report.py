@@ -45,12 +45,14 @@ def _read_object(path: Path) -> dict[str, Any]:
     return data
 
 
-def collect_runs(root: Path) -> list[dict[str, Any]]:
-    """Completed runs under ``root`` (each a folder with config.json and summary.json).
+def collect_runs(root: Path, labels: list[str] | None = None) -> list[dict[str, Any]]:
+    """Completed runs under ``root`` (each a folder with config.json and summary.json); only
+    those whose label (sweep variant, else method) is in ``labels`` when given.
 
     Raises:
         ValueError: a run file that is not a JSON object or lacks ``train.method`` /
-            ``train.seed``; the message names the file.
+            ``train.seed`` (the message names the file), or a label in ``labels`` that no
+            completed run has (the message lists the labels there are).
     """
     runs = []
     for summary_path in sorted(Path(root).glob("*/summary.json")):
@@ -75,6 +77,15 @@ def collect_runs(root: Path) -> list[dict[str, Any]]:
                 "config": config,
             }
         )
+    if labels is not None:
+        have = {r["label"] for r in runs}
+        missing = [lab for lab in labels if lab not in have]
+        if missing:
+            raise ValueError(
+                f"--labels: no completed runs labelled {', '.join(missing)} under {root}; "
+                f"labels there: {', '.join(sorted(have)) or 'none'}"
+            )
+        runs = [r for r in runs if r["label"] in labels]
     return runs
 
 
@@ -310,11 +321,15 @@ def figure3_check(runs: list[dict[str, Any]], target: str, label: str = "alphavi
 
 
 def write_report(
-    root: Path, out: Path | None = None, tuned: dict[str, list[str]] | None = None
+    root: Path,
+    out: Path | None = None,
+    tuned: dict[str, list[str]] | None = None,
+    labels: list[str] | None = None,
 ) -> list[Path]:
-    """Write Table 1 (md, csv), paired statistics (md, csv) and figures; returns the paths."""
+    """Write Table 1 (md, csv), paired statistics (md, csv) and figures of the runs under
+    ``root`` (only ``labels`` when given); returns the paths."""
     out = out or Path(root) / "report"
-    runs = collect_runs(root)
+    runs = collect_runs(root, labels)
     rows, pairs = table1(runs, tuned), paired(runs, tuned)
     paths = [out / "table1.md", out / "table1.csv", out / "paired.md", out / "paired.csv"]
     _write_text(paths[0], format_table(runs, tuned) + "\n")

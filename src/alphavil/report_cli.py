@@ -25,6 +25,13 @@ def parse_tuned(specs: list[str]) -> dict[str, list[str]]:
     return out
 
 
+def _labels(text: str) -> list[str]:
+    labels = [x.strip() for x in text.split(",") if x.strip()]
+    if not labels:
+        raise ConfigError(f"--labels {text!r}: expected LABEL[,LABEL...], e.g. single,multitask")
+    return labels
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """``alphavil report``."""
     from alphavil.report import collect_runs, write_report
@@ -35,11 +42,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not collect_runs(Path(args.runs)):
         raise ConfigError(f"{args.runs}: no completed runs (folders with summary.json) found")
     tuned = parse_tuned(args.tuned or [])
-    paths = write_report(Path(args.runs), out, tuned)
+    labels = _labels(args.labels) if args.labels else None
+    paths = write_report(Path(args.runs), out, tuned, labels)
     if args.leaderboard:
         from alphavil.leaderboard import write_leaderboard
 
-        runs = collect_runs(Path(args.runs))
+        runs = collect_runs(Path(args.runs), labels)
         paths += write_leaderboard(
             runs, out or Path(args.runs) / "report", args.baseline, args.harmful
         )
@@ -58,6 +66,11 @@ def add_command(sub: Any) -> None:
         action="append",
         metavar="NAME=LABEL,LABEL",
         help="add a row that picks, per seed, the listed configuration with the best dev accuracy",
+    )
+    r.add_argument(
+        "--labels",
+        metavar="LABEL,LABEL",
+        help="report only runs with these labels (sweep variants, else methods)",
     )
     r.add_argument("--leaderboard", action="store_true", help="also write leaderboard.md/csv/png")
     r.add_argument("--baseline", default="single", help="leaderboard baseline label")
