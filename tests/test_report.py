@@ -203,8 +203,16 @@ def test_leaderboard_pairs_with_the_baseline_and_reports_the_harmful_weight(tmp_
             tmp_path, f"mt-s{s}", "multitask", None, s, {"left": (0.9, 0.89), "right": (0.5, 0.5)},
             {"left": 1.0, "right": 1.0, "noise": 1.0},
         )  # fmt: skip
+        _fake_run(
+            tmp_path, f"ug-s{s}", "upgrad", "left", s, {"left": (0.9, 0.91)},
+            {"left": 1.0, "right": 1.0, "noise": 1.0}, label="ug",
+        )  # fmt: skip
+        path = tmp_path / f"ug-s{s}" / "metrics.jsonl"
+        recs = [{"epoch": 1, "aggregation_weights": {"left": 0.6, "right": 0.3, "noise": 0.1}}]
+        write_jsonl(path, recs)
     runs = collect_runs(tmp_path)
     rows = {r["method"]: r for r in leaderboard(runs, harmful="noise")}
+    assert rows["ug"]["harmful_weight"] == pytest.approx(0.1)  # share of the aggregate
     assert rows["av"]["diff"] == pytest.approx(2.0) and rows["av"]["n"] == 3
     assert rows["av"]["ci_low"] == pytest.approx(2.0) and rows["av"]["ci_high"] == pytest.approx(
         2.0

@@ -3,7 +3,8 @@
 For each target task and run label: seeds, target test accuracy (mean ± std, at each run's best
 dev epoch), the paired difference to the baseline (single-task by default) with its 95%
 bootstrap CI and Wilcoxon p, wall seconds per run, and the final normalised weight a method gave
-a named harmful task (e.g. a random-label task), where the method keeps task weights.
+a named harmful task (e.g. a random-label task): its share of the loop's task weights, or for a
+gradient aggregator its share of the aggregation weights over the last epoch.
 Read from run directories only (:func:`alphavil.report.collect_runs`).
 
     alphavil report runs/bench --out docs/benchmark --leaderboard --harmful noise
@@ -18,11 +19,29 @@ from typing import Any
 
 from alphavil.report import _bootstrap_ci, _fmt, _label, _per_target, _write_csv, _write_text
 from alphavil.report import label_order as _order
+from alphavil.runs import read_jsonl
+
+
+def _last_record(run: dict[str, Any]) -> dict[str, Any]:
+    path = Path(run["path"]) / "metrics.jsonl"
+    if not path.exists():
+        return {}
+    records = [r for r in read_jsonl(path) if "epoch" in r]
+    return records[-1] if records else {}
 
 
 def _harmful_weight(run: dict[str, Any], harmful: str | None) -> float | None:
+    """The harmful task's share of the weights at the end of the run: of the gradient
+    aggregator's mean weights over the last epoch (TorchJD methods), else of the loop's task
+    weights (1/T for a method with no weighting of its own)."""
+    if not harmful or run["method"] == "single":
+        return None
+    agg = _last_record(run).get("aggregation_weights") or {}
+    if harmful in agg:
+        total = sum(agg.values())
+        return agg[harmful] / total if total > 0 else None
     weights = run["summary"].get("final_weights") or {}
-    if not harmful or harmful not in weights or run["method"] == "single":
+    if harmful not in weights:
         return None
     values = list(weights.values())
     if len(set(values)) == 1 and run["method"] not in ("alphavil", "diw"):
