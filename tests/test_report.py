@@ -226,3 +226,27 @@ def test_leaderboard_pairs_with_the_baseline_and_reports_the_harmful_weight(tmp_
     )
     names = {p.name for p in write_leaderboard(runs, tmp_path / "out", harmful="noise")}
     assert names == {"leaderboard.md", "leaderboard.csv", "leaderboard.png"}
+
+
+def test_leaderboard_tuned_rows_pick_on_dev_and_can_be_the_baseline(tmp_path: Path) -> None:
+    from alphavil.leaderboard import leaderboard
+
+    # single at two lrs: "a" wins on dev for seeds 0 and 1, "b" for seed 2
+    devs = {"a": [0.95, 0.96, 0.90], "b": [0.94, 0.95, 0.97]}
+    tests = {"a": [0.91, 0.92, 0.93], "b": [0.80, 0.81, 0.99]}
+    for lab in devs:
+        for s in range(3):
+            _fake_run(
+                tmp_path, f"{lab}-s{s}", "single", "left", s,
+                {"left": (devs[lab][s], tests[lab][s])}, label=lab,
+            )  # fmt: skip
+    for s in range(3):
+        _fake_run(tmp_path, f"m-s{s}", "olaux", "left", s, {"left": (0.9, 0.95)}, label="m")
+    tuned = {"single-tuned": ["a", "b"]}
+    rows = {
+        r["method"]: r for r in leaderboard(collect_runs(tmp_path), "single-tuned", None, tuned)
+    }
+    assert rows["single-tuned"]["test_mean"] == pytest.approx((91 + 92 + 99) / 3)
+    assert rows["m"]["diff"] == pytest.approx(95 - (91 + 92 + 99) / 3)
+    assert math.isnan(rows["single-tuned"]["diff"])  # the baseline itself
+    assert rows["single-tuned"]["seconds"] == pytest.approx(1.0)  # from the picked runs

@@ -52,21 +52,28 @@ def _harmful_weight(run: dict[str, Any], harmful: str | None) -> float | None:
 
 
 def leaderboard(
-    runs: list[dict[str, Any]], baseline: str = "single", harmful: str | None = None
+    runs: list[dict[str, Any]],
+    baseline: str = "single",
+    harmful: str | None = None,
+    tuned: dict[str, list[str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (target, label), sorted by mean test accuracy within each target."""
+    """One row per (target, label), sorted by mean test accuracy within each target; ``tuned``
+    adds rows that pick, per seed, the listed label with the best dev accuracy (as in
+    :func:`alphavil.report.table1`); such a row may also be the ``baseline``."""
     from scipy.stats import wilcoxon
 
-    table = _per_target(runs)
+    table = _per_target(runs, tuned)
     rows = []
     for target, labels in sorted(table.items()):
         base = labels.get(baseline, {})
         for label in _order(labels):
             seeds = labels[label]
+            picked = {(v.get("picked", label), s) for s, v in seeds.items()}
             mine = [
                 r
                 for r in runs
-                if r["label"] == label and (r["target"] == target or r["method"] == "multitask")
+                if (r["label"], r["seed"]) in picked
+                and (r["target"] == target or r["method"] == "multitask")
             ]
             tests = [v["test"] for v in seeds.values()]
             row: dict[str, Any] = {
@@ -150,10 +157,14 @@ def leaderboard_figure(rows: list[dict[str, Any]], baseline: str, path: Path) ->
 
 
 def write_leaderboard(
-    runs: list[dict[str, Any]], out: Path, baseline: str = "single", harmful: str | None = None
+    runs: list[dict[str, Any]],
+    out: Path,
+    baseline: str = "single",
+    harmful: str | None = None,
+    tuned: dict[str, list[str]] | None = None,
 ) -> list[Path]:
     """``leaderboard.md``, ``leaderboard.csv`` and ``leaderboard.png`` under ``out``."""
-    rows = leaderboard(runs, baseline, harmful)
+    rows = leaderboard(runs, baseline, harmful, tuned)
     _write_text(out / "leaderboard.md", format_leaderboard(rows, baseline, harmful) + "\n")
     _write_csv(out / "leaderboard.csv", rows)
     return [

@@ -49,7 +49,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         runs = collect_runs(Path(args.runs), labels)
         paths += write_leaderboard(
-            runs, out or Path(args.runs) / "report", args.baseline, args.harmful
+            runs, out or Path(args.runs) / "report", args.baseline, args.harmful, tuned
         )
     for p in paths:
         print(p)
