@@ -23,7 +23,7 @@ import torch
 from alphavil.data.derived import ExtraTask
 from alphavil.datasets import DatasetImportError, dataset_names, get_dataset
 from alphavil.methods import SECTIONS as METHOD_SECTIONS
-from alphavil.methods import get_method, method_names
+from alphavil.methods import get_method, method_names, options_section
 from alphavil.task_weights import WEIGHT_RULES
 from alphavil.tasks import Task
 
@@ -418,6 +418,9 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
         raise ConfigError(f"train.method: {method!r} is not one of {', '.join(methods)}")
     if method in POPULATION_METHODS and "mt2o" not in cfg.extra and _section_class("mt2o"):
         cfg.extra["mt2o"] = SECTIONS["mt2o"]()
+    own = options_section(method)
+    if own is not None and own not in cfg.extra:  # config.json records every option in use
+        cfg.extra[own] = _section_class(own)()
     tasks = cfg.task_names()
     clash = sorted({t for t in tasks if tasks.count(t) > 1})
     if clash:

@@ -66,3 +66,23 @@ def test_method_names_do_not_clash_with_population_methods() -> None:
     from alphavil.config import POPULATION_METHODS
 
     assert not set(REGISTRY) & set(POPULATION_METHODS)
+
+
+def test_config_json_records_the_options_of_the_method_in_use(tmp_path: Path) -> None:
+    """Every option in use is in config.json, set or not, so a later change of a default cannot
+    silently relabel a finished run; a run stored before this (no section) still counts as the
+    same run when the request keeps the defaults."""
+    from alphavil.config_diff import config_differences
+    from alphavil.runs import read_json
+
+    for method, section in (("olaux", "olaux"), ("upgrad", "aggregator"), ("cosine", "cosine")):
+        cfg = toy_config(tmp_path, f"train.method={method}")
+        assert section in cfg.to_dict(), method
+    cfg = toy_config(tmp_path, "train.method=olaux", "train.epochs=1")
+    execute(cfg, tmp_path / "run", show_progress=False)
+    stored = read_json(tmp_path / "run" / "config.json")
+    assert stored["olaux"]["lr"] == 1.0 and stored["olaux"]["horizon"] == 5
+    old = {k: v for k, v in stored.items() if k != "olaux"}  # written before sections were kept
+    assert config_differences(old, cfg.to_dict(), cfg) == []
+    other = toy_config(tmp_path, "train.method=olaux", "train.epochs=1", "olaux.lr=0.1")
+    assert config_differences(old, other.to_dict(), other) == ["olaux.lr: (absent) -> 0.1"]

@@ -43,6 +43,18 @@ SECTIONS: dict[str, str] = {
 }
 
 
+# the TorchJD aggregators share one options table
+_AGGREGATORS = ("mgda", "pcgrad", "cagrad", "nashmtl", "upgrad")
+
+
+def options_section(method: str) -> str | None:
+    """The config section holding ``method``'s options (``[olaux]``, ``[aggregator]``, ...), or
+    None for a method without one (its options, if any, live in a built-in table)."""
+    if method in SECTIONS:
+        return method
+    return "aggregator" if method in _AGGREGATORS else None
+
+
 def method_names() -> tuple[str, ...]:
     """Every registered method name."""
     return tuple(REGISTRY)
