@@ -250,3 +250,15 @@ def test_leaderboard_tuned_rows_pick_on_dev_and_can_be_the_baseline(tmp_path: Pa
     assert rows["m"]["diff"] == pytest.approx(95 - (91 + 92 + 99) / 3)
     assert math.isnan(rows["single-tuned"]["diff"])  # the baseline itself
     assert rows["single-tuned"]["seconds"] == pytest.approx(1.0)  # from the picked runs
+
+
+def test_leaderboard_figure_keeps_a_collapsed_method_on_the_edge(tmp_path: Path) -> None:
+    from alphavil.leaderboard import leaderboard_figure
+
+    def row(name: str, diff: float) -> dict[str, object]:
+        return {"target": "left", "method": name, "diff": diff, "ci_low": diff - 0.5,
+                "ci_high": diff + 0.5}  # fmt: skip
+
+    rows = [row("a", 0.5), row("b", -1.0), row("collapsed", -60.0)]
+    path = leaderboard_figure(rows, "single", tmp_path / "lb.png")  # type: ignore[arg-type]
+    assert path.stat().st_size > 0

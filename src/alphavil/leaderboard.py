@@ -127,30 +127,43 @@ def format_leaderboard(rows: list[dict[str, Any]], baseline: str, harmful: str |
     return "\n".join(lines)
 
 
-def leaderboard_figure(rows: list[dict[str, Any]], baseline: str, path: Path) -> Path:
-    """Paired difference to the baseline with its CI, one panel per target (dot plot)."""
+def leaderboard_figure(
+    rows: list[dict[str, Any]], baseline: str, path: Path, clip: float = 8.0
+) -> Path:
+    """Paired difference to the baseline with its CI, one panel per target (dot plot). The axis
+    stops ``clip`` points below the baseline; a method further below is drawn at the edge with
+    its value written beside it, so one collapsed method does not flatten the others."""
     from alphavil.plots import _plt, _save
 
     plt = _plt()
     targets = sorted({r["target"] for r in rows})
-    fig, axes = plt.subplots(1, len(targets), figsize=(5.5 * len(targets), 0.5 + 0.35 * len(rows)))
+    n = max(sum(r["target"] == t for r in rows) for t in targets)
+    fig, axes = plt.subplots(
+        1, len(targets), figsize=(6.5 * len(targets), 0.8 + 0.32 * n), constrained_layout=True
+    )
     axes = axes if len(targets) > 1 else [axes]
     for ax, target in zip(axes, targets, strict=True):
         mine = [r for r in rows if r["target"] == target and not math.isnan(r["diff"])]
         mine.sort(key=lambda r: r["diff"])
-        ys = range(len(mine))
-        ax.errorbar(
-            [r["diff"] for r in mine],
-            list(ys),
-            xerr=[
-                [r["diff"] - r["ci_low"] for r in mine],
-                [r["ci_high"] - r["diff"] for r in mine],
-            ],
-            fmt="o",
-            capsize=3,
-        )
+        lo = max(min([r["ci_low"] for r in mine] + [-0.5]), -clip)
+        hi = max([r["ci_high"] for r in mine] + [0.5])
+        pad = 0.05 * (hi - lo)
+        for y, r in enumerate(mine):
+            if r["diff"] < lo:  # off the axis: a marker at the edge and the value
+                ax.plot([lo], [y], marker="<", color="tab:red")
+                ax.annotate(f"{r['diff']:.1f}", (lo, y), xytext=(6, -4), textcoords="offset points")
+                continue
+            ax.errorbar(
+                [r["diff"]],
+                [y],
+                xerr=[[r["diff"] - max(r["ci_low"], lo)], [r["ci_high"] - r["diff"]]],
+                fmt="o",
+                capsize=3,
+                color="tab:blue",
+            )
         ax.axvline(0.0, color="grey", lw=1)
-        ax.set_yticks(list(ys), [_label(r["method"]) for r in mine])
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_yticks(range(len(mine)), [_label(r["method"]) for r in mine])
         ax.set_xlabel(f"target test accuracy − {_label(baseline)} (pp), 95% CI")
         ax.set_title(f"target {target}")
     return _save(fig, path)
