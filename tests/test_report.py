@@ -260,5 +260,5 @@ def test_leaderboard_figure_keeps_a_collapsed_method_on_the_edge(tmp_path: Path)
                 "ci_high": diff + 0.5}  # fmt: skip
 
     rows = [row("a", 0.5), row("b", -1.0), row("collapsed", -60.0)]
-    path = leaderboard_figure(rows, "single", tmp_path / "lb.png")  # type: ignore[arg-type]
+    path = leaderboard_figure(rows, "single", tmp_path / "lb.png")
     assert path.stat().st_size > 0
