@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from alphavil.methods.autolambda import lookahead_loss
-from alphavil.methods.cosine import task_gradients
+from alphavil.methods.gradients import task_gradients
 from alphavil.models.multihead import MultiHeadModel
 from alphavil.runner import execute
 from alphavil.runs import read_jsonl

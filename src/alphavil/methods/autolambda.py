@@ -22,7 +22,7 @@ from torch.func import functional_call
 from alphavil.alpha import evaluation_mode
 from alphavil.config import bounded, build_optimizer
 from alphavil.methods.base import BatchMethod
-from alphavil.methods.cosine import Grads, task_gradients, write_gradients
+from alphavil.methods.gradients import Grads, task_gradients, write_gradients
 from alphavil.tasks import Task
 
 if TYPE_CHECKING:

@@ -1,27 +1,31 @@
 """Gradient-similarity gating of auxiliary losses: Du, Czarnecki, Jayakumar, Farajtabar, Pascanu
 & Lakshminarayanan, "Adapting Auxiliary Losses Using Gradient Similarity" (arXiv 1812.02224, 2018).
 
-Also the per-task gradient helpers that :mod:`~alphavil.methods.olaux` and
-:mod:`~alphavil.methods.autolambda` share; :func:`cosine_backward` is the functional form.
+:func:`cosine_backward` is the functional form; the per-task gradient helpers it uses live in
+:mod:`~alphavil.methods.gradients`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import torch
 from torch import Tensor, nn
 
 from alphavil.config import choice
 from alphavil.data.batching import SeparateInputData
 from alphavil.methods.base import BatchMethod
+from alphavil.methods.gradients import (
+    Grads,
+    inner,
+    target_reference,
+    task_gradients,
+    write_gradients,
+)
 
 if TYPE_CHECKING:
     from alphavil.training import Trainer
-
-Grads = list[Tensor | None]  # one entry per trainable parameter; None: the loss does not reach it
 
 
 @dataclass
@@ -31,46 +35,6 @@ class CosineConfig:
     # "unweighted": add an auxiliary gradient on the shared parameters iff cos > 0 (the paper's
     # unweighted version); "weighted": add max(0, cos) times it (its weighted version)
     variant: str = choice("unweighted", "unweighted", "weighted")
-
-
-def task_gradients(
-    model: nn.Module, losses: Mapping[str, Tensor]
-) -> tuple[list[Tensor], dict[str, Grads]]:
-    """The trainable parameters and each task's gradient of its own loss (one backward each)."""
-    params: list[Tensor] = [p for p in model.parameters() if p.requires_grad]
-    grads: dict[str, Grads] = {}
-    for i, (t, loss) in enumerate(losses.items()):
-        last = i == len(losses) - 1
-        grads[t] = list(torch.autograd.grad(loss, params, retain_graph=not last, allow_unused=True))
-    return params, grads
-
-
-def inner(a: Sequence[Tensor | None], b: Sequence[Tensor | None]) -> tuple[float, float, float]:
-    """⟨a, b⟩, ‖a‖², ‖b‖² over the parameters both reach (those the two losses share)."""
-    sums = [
-        torch.stack([(x * y).sum(), (x * x).sum(), (y * y).sum()]).double()
-        for x, y in zip(a, b, strict=True)
-        if x is not None and y is not None
-    ]
-    if not sums:
-        return 0.0, 0.0, 0.0
-    ab, aa, bb = torch.stack(sums).sum(0).tolist()  # one device sync
-    return ab, aa, bb
-
-
-def write_gradients(params: Sequence[Tensor], terms: Iterable[tuple[Grads, Any]]) -> None:
-    """``p.grad = Σ scale · g`` over ``(g, scale)`` terms; a scale is a number or one per
-    parameter. Parameters no term reaches keep no gradient."""
-    terms = list(terms)
-    for i, p in enumerate(params):
-        total = None
-        for g, scale in terms:
-            s, gi = (scale[i] if isinstance(scale, (list, tuple)) else scale), g[i]
-            if gi is None or s == 0.0:
-                continue
-            term = gi if s == 1.0 else s * gi
-            total = term if total is None else total + term
-        p.grad = total
 
 
 def gated(
@@ -110,17 +74,6 @@ def cosine_backward(
     """Fill ``.grad`` from one batch's task losses by Du et al.'s rule; (cos, gate) per aux task."""
     params, grads = task_gradients(model, losses)
     return gated(params, grads, grads.get(target), target, variant)
-
-
-def target_reference(
-    grads: dict[str, Grads], target: str, kept: Any, keep: bool
-) -> tuple[Any, Any]:
-    """(the target's gradient to compare against, the reference to keep): this batch's target
-    gradient, else the last one kept (batches holding one task, as in text data)."""
-    reference = grads.get(target, kept)
-    if keep and target in grads:
-        kept = [None if g is None else g.detach().clone() for g in grads[target]]
-    return reference, kept
 
 
 class Cosine(BatchMethod):

@@ -22,7 +22,7 @@ from torch import Tensor
 from alphavil.config import bounded
 from alphavil.data.batching import SeparateInputData
 from alphavil.methods.base import BatchMethod
-from alphavil.methods.cosine import (
+from alphavil.methods.gradients import (
     Grads,
     inner,
     target_reference,
