@@ -213,6 +213,8 @@ def test_leaderboard_pairs_with_the_baseline_and_reports_the_harmful_weight(tmp_
     runs = collect_runs(tmp_path)
     rows = {r["method"]: r for r in leaderboard(runs, harmful="noise")}
     assert rows["ug"]["harmful_weight"] == pytest.approx(0.1)  # share of the aggregate
+    # multitask's other task ("right") has no single-task baseline: no rows for it
+    assert {r["target"] for r in leaderboard(runs, harmful="noise")} == {"left"}
     assert rows["av"]["diff"] == pytest.approx(2.0) and rows["av"]["n"] == 3
     assert rows["av"]["ci_low"] == pytest.approx(2.0) and rows["av"]["ci_high"] == pytest.approx(
         2.0

@@ -64,7 +64,10 @@ def leaderboard(
 
     table = _per_target(runs, tuned)
     rows = []
+    with_base = {t for t, labels in table.items() if baseline in labels}
     for target, labels in sorted(table.items()):
+        if with_base and target not in with_base:  # e.g. the auxiliary tasks of multitask runs
+            continue
         base = labels.get(baseline, {})
         for label in _order(labels):
             seeds = labels[label]
