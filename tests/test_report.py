@@ -128,16 +128,21 @@ def test_write_report_files(runs_dir: Path) -> None:
     )
 
 
-def test_labels_group_runs_and_tuned_rows_pick_per_seed_on_dev(tmp_path: Path) -> None:
-    # two single-task learning rates: lr-a wins on dev for seeds 0, 1; lr-b for seed 2
-    devs = {"lr-a": [0.95, 0.96, 0.90], "lr-b": [0.94, 0.95, 0.97]}
-    tests = {"lr-a": [0.91, 0.92, 0.93], "lr-b": [0.80, 0.81, 0.99]}
+def _two_single_lrs(root: Path, a: str, b: str) -> None:
+    """Single-task runs at two learning rates labelled ``a`` and ``b``, seeds 0-2: ``a`` wins on
+    dev for seeds 0 and 1 (test 91, 92), ``b`` for seed 2 (test 99)."""
+    devs = {a: [0.95, 0.96, 0.90], b: [0.94, 0.95, 0.97]}
+    tests = {a: [0.91, 0.92, 0.93], b: [0.80, 0.81, 0.99]}
     for lab in devs:
         for s in range(3):
             _fake_run(
-                tmp_path, f"{lab}-s{s}", "single", "left", s,
+                root, f"{lab}-s{s}", "single", "left", s,
                 {"left": (devs[lab][s], tests[lab][s])}, label=lab,
             )  # fmt: skip
+
+
+def test_labels_group_runs_and_tuned_rows_pick_per_seed_on_dev(tmp_path: Path) -> None:
+    _two_single_lrs(tmp_path, "lr-a", "lr-b")
     for s in range(3):
         _fake_run(
             tmp_path, f"av-s{s}", "alphavil", "left", s, {"left": (0.97, 0.94 + s / 100)},
@@ -233,15 +238,7 @@ def test_leaderboard_pairs_with_the_baseline_and_reports_the_harmful_weight(tmp_
 def test_leaderboard_tuned_rows_pick_on_dev_and_can_be_the_baseline(tmp_path: Path) -> None:
     from alphavil.leaderboard import leaderboard
 
-    # single at two lrs: "a" wins on dev for seeds 0 and 1, "b" for seed 2
-    devs = {"a": [0.95, 0.96, 0.90], "b": [0.94, 0.95, 0.97]}
-    tests = {"a": [0.91, 0.92, 0.93], "b": [0.80, 0.81, 0.99]}
-    for lab in devs:
-        for s in range(3):
-            _fake_run(
-                tmp_path, f"{lab}-s{s}", "single", "left", s,
-                {"left": (devs[lab][s], tests[lab][s])}, label=lab,
-            )  # fmt: skip
+    _two_single_lrs(tmp_path, "a", "b")
     for s in range(3):
         _fake_run(tmp_path, f"m-s{s}", "olaux", "left", s, {"left": (0.9, 0.95)}, label="m")
     tuned = {"single-tuned": ["a", "b"]}
