@@ -63,7 +63,8 @@ def alpha_weight_figure(
                 )
         ax.set_xlabel("epoch")
         ax.set_title(title)
-        ax.legend()
+        if curves:  # a run that logged no α (or weights) leaves its panel empty
+            ax.legend()
     name = "αVIL" if label == "alphavil" else label
     fig.suptitle(f"{name}, target {target}: mean over {len(chosen)} seeds, band = min–max")
     return _save(fig, path)

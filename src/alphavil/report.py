@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from alphavil.alpha_use import alpha_use, format_alpha_use
 from alphavil.runs import atomic_write, read_json
 
 METHOD_ORDER = ("single", "multitask", "diw", "alphavil")
@@ -326,8 +327,9 @@ def write_report(
     tuned: dict[str, list[str]] | None = None,
     labels: list[str] | None = None,
 ) -> list[Path]:
-    """Write Table 1 (md, csv), paired statistics (md, csv) and figures of the runs under
-    ``root`` (only ``labels`` when given); returns the paths."""
+    """Write Table 1 (md, csv), paired statistics (md, csv), αVIL's use of each task
+    (:mod:`alphavil.alpha_use`) and figures of the runs under ``root`` (only ``labels`` when
+    given); returns the paths."""
     out = out or Path(root) / "report"
     runs = collect_runs(root, labels)
     rows, pairs = table1(runs, tuned), paired(runs, tuned)
@@ -341,6 +343,11 @@ def write_report(
     checks = [c for t in targets for lab in alphavil_labels if (c := figure3_check(runs, t, lab))]
     _write_text(out / "figure3_check.md", "\n".join(f"- {c}" for c in checks) + "\n")
     paths.append(out / "figure3_check.md")
+    use = alpha_use(runs)
+    if use:
+        _write_text(out / "alpha_use.md", format_alpha_use(use) + "\n")
+        _write_csv(out / "alpha_use.csv", use)
+        paths += [out / "alpha_use.md", out / "alpha_use.csv"]
     from alphavil.plots import alpha_weight_figure, dev_curve_figure
 
     for target in targets:
