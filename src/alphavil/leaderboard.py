@@ -17,8 +17,10 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from alphavil.report import _bootstrap_ci, _fmt, _label, _per_target, _write_csv, _write_text
-from alphavil.report import label_order as _order
+from alphavil.plots import _plt, _save
+from alphavil.report import _bootstrap_ci, _fmt, _per_target, _write_csv, _write_text
+from alphavil.run_labels import display_name
+from alphavil.run_labels import label_order as _order
 from alphavil.runs import read_jsonl
 
 
@@ -108,7 +110,7 @@ def leaderboard(
 def format_leaderboard(rows: list[dict[str, Any]], baseline: str, harmful: str | None) -> str:
     """The leaderboard as Markdown."""
     head = (
-        f"| target | method | seeds | test acc % (mean ± std) | vs {_label(baseline)} (pp) "
+        f"| target | method | seeds | test acc % (mean ± std) | vs {display_name(baseline)} (pp) "
         "[95% CI] | p | seconds per run |"
     )
     if harmful:
@@ -117,7 +119,7 @@ def format_leaderboard(rows: list[dict[str, Any]], baseline: str, harmful: str |
     for r in rows:
         cells = [
             r["target"],
-            _label(r["method"]),
+            display_name(r["method"]),
             str(r["n"]),
             f"{_fmt(r['test_mean'])} ± {_fmt(r['test_std'])}",
             f"{_fmt(r['diff'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]",
@@ -136,7 +138,6 @@ def leaderboard_figure(
     """Paired difference to the baseline with its CI, one panel per target (dot plot). The axis
     stops ``clip`` points below the baseline; a method further below is drawn at the edge with
     its value written beside it, so one collapsed method does not flatten the others."""
-    from alphavil.plots import _plt, _save
 
     plt = _plt()
     targets = sorted({r["target"] for r in rows})
@@ -166,8 +167,8 @@ def leaderboard_figure(
             )
         ax.axvline(0.0, color="grey", lw=1)
         ax.set_xlim(lo - pad, hi + pad)
-        ax.set_yticks(range(len(mine)), [_label(r["method"]) for r in mine])
-        ax.set_xlabel(f"target test accuracy − {_label(baseline)} (pp), 95% CI")
+        ax.set_yticks(range(len(mine)), [display_name(r["method"]) for r in mine])
+        ax.set_xlabel(f"target test accuracy − {display_name(baseline)} (pp), 95% CI")
         ax.set_title(f"target {target}")
     return _save(fig, path)
 

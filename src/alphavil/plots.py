@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from alphavil.run_labels import label_order
 from alphavil.runs import atomic_write, read_jsonl
 
 
@@ -72,8 +73,6 @@ def alpha_weight_figure(
 
 def dev_curve_figure(runs: list[dict[str, Any]], target: str, path: Path) -> Path:
     """Target-task dev accuracy over epochs per configuration (label; mean over seeds)."""
-    from alphavil.report import label_order
-
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     for label in label_order({r.get("label", r["method"]) for r in runs}):

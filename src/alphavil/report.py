@@ -25,10 +25,9 @@ from typing import Any
 import numpy as np
 
 from alphavil.alpha_use import alpha_use, format_alpha_use
+from alphavil.plots import alpha_weight_figure, dev_curve_figure
+from alphavil.run_labels import display_name, label_order
 from alphavil.runs import atomic_write, read_json
-
-METHOD_ORDER = ("single", "multitask", "diw", "alphavil")
-LABELS = {"single": "Singletask", "multitask": "Multitask", "diw": "DIW", "alphavil": "αVIL"}
 
 
 def _read_object(path: Path) -> dict[str, Any]:
@@ -125,12 +124,6 @@ def _per_target(runs: list[dict[str, Any]], tuned: dict[str, list[str]] | None =
     return table
 
 
-def label_order(labels: Any) -> list[str]:
-    """The paper's methods first (single, multitask, DIW, αVIL), then other labels by name."""
-    known = [m for m in METHOD_ORDER if m in labels]
-    return known + sorted(set(labels) - set(known))
-
-
 def _stats(values: list[float]) -> dict[str, float]:
     return {
         "min": min(values),
@@ -224,10 +217,6 @@ def _fmt(v: Any, digits: int = 2) -> str:
     return str(v)
 
 
-def _label(name: str) -> str:
-    return LABELS.get(name, name)
-
-
 def format_table(runs: list[dict[str, Any]], tuned: dict[str, list[str]] | None = None) -> str:
     """Table 1 as Markdown (one block per target task)."""
     rows = table1(runs, tuned)
@@ -239,7 +228,7 @@ def format_table(runs: list[dict[str, Any]], tuned: dict[str, list[str]] | None 
     )
     lines = [head, "|" + "---|" * 12]
     for r in rows:
-        cells = [r["target"], _label(r["method"]), r["n"]]
+        cells = [r["target"], display_name(r["method"]), r["n"]]
         cells += [
             _fmt(r[f"{s}_{k}"]) for s in ("dev", "test") for k in ("min", "max", "mean", "std")
         ]
@@ -256,7 +245,7 @@ def format_paired(rows: list[dict[str, Any]]) -> str:
         "|" + "---|" * 8,
     ]
     for r in rows:
-        cells = [r["target"], _label(r["ours"]), _label(r["baseline"]), str(r["n"])]
+        cells = [r["target"], display_name(r["ours"]), display_name(r["baseline"]), str(r["n"])]
         for split in ("dev", "test"):
             cells.append(
                 f"{_fmt(r[f'{split}_mean_diff'])} [{_fmt(r[f'{split}_ci_low'])}, "
@@ -315,9 +304,9 @@ def figure3_check(runs: list[dict[str, Any]], target: str, label: str = "alphavi
     ws = ", ".join(f"{t} {v:.3f}" for t, v in mean.items())
     verdict = "holds" if holds else "does NOT hold"
     return (
-        f"{_label(label)}, target {target}: final normalised weights (mean over {len(finals)} "
-        f"seeds) {ws}; the paper's Figure 3 behaviour (auxiliary weight below the target's) "
-        f"{verdict}."
+        f"{display_name(label)}, target {target}: final normalised weights (mean over "
+        f"{len(finals)} seeds) {ws}; the paper's Figure 3 behaviour (auxiliary weight below "
+        f"the target's) {verdict}."
     )
 
 
@@ -348,8 +337,6 @@ def write_report(
         _write_text(out / "alpha_use.md", format_alpha_use(use) + "\n")
         _write_csv(out / "alpha_use.csv", use)
         paths += [out / "alpha_use.md", out / "alpha_use.csv"]
-    from alphavil.plots import alpha_weight_figure, dev_curve_figure
-
     for target in targets:
         for lab in alphavil_labels:
             suffix = "" if lab == "alphavil" else f"_{lab}"
