@@ -56,8 +56,8 @@ def alpha_weight_figure(
             n = min(len(s) for s in series)
             stack = np.stack([s[:n] for s in series])
             epochs = np.arange(1, n + 1)
-            label = f"{task}{' (target)' if task == target else ''}"
-            line = ax.plot(epochs, stack.mean(0), label=label)[0]
+            legend = f"{task}{' (target)' if task == target else ''}"
+            line = ax.plot(epochs, stack.mean(0), label=legend)[0]
             if len(series) > 1:
                 ax.fill_between(
                     epochs, stack.min(0), stack.max(0), alpha=0.2, color=line.get_color()
@@ -71,10 +71,15 @@ def alpha_weight_figure(
     return _save(fig, path)
 
 
-def dev_curve_figure(runs: list[dict[str, Any]], target: str, path: Path) -> Path:
-    """Target-task dev accuracy over epochs per configuration (label; mean over seeds)."""
+def dev_curve_figure(
+    runs: list[dict[str, Any]], target: str, path: Path, span: float = 5.0
+) -> Path:
+    """Target-task dev accuracy over epochs per configuration (label; mean over seeds). The axis
+    shows at most ``span`` points below the best mean, so one slow start does not flatten the
+    rest (the title says so when a curve leaves the axis)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    lows, highs = [], []
     for label in label_order({r.get("label", r["method"]) for r in runs}):
         series = []
         for r in runs:
@@ -87,11 +92,13 @@ def dev_curve_figure(runs: list[dict[str, Any]], target: str, path: Path) -> Pat
                 series.append(100 * np.array(vals, dtype=float))
         if series:
             n = min(len(s) for s in series)
-            ax.plot(
-                np.arange(1, n + 1),
-                np.stack([s[:n] for s in series]).mean(0),
-                label=f"{label} ({len(series)} seeds)",
-            )
+            mean = np.stack([s[:n] for s in series]).mean(0)
+            ax.plot(np.arange(1, n + 1), mean, label=f"{label} ({len(series)} seeds)")
+            lows.append(float(mean.min()))
+            highs.append(float(mean.max()))
+    if lows and min(lows) < max(highs) - span:
+        ax.set_ylim(max(highs) - span, max(highs) + 0.1 * span)
+        ax.set_title(f"axis clipped {span:g} points below the best mean", fontsize=9)
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"dev accuracy, task {target} (%)")
     ax.legend(fontsize=8)
