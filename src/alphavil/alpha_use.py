@@ -42,11 +42,6 @@ def _share(rec: dict[str, Any], task: str) -> float | None:
     return parts[task] / total if total > 0 else 0.0
 
 
-def _used(rec: dict[str, Any], task: str, on: float) -> bool:
-    share = _share(rec, task)
-    return (share if share is not None else float(rec["alpha"][task])) >= on
-
-
 def alpha_use(runs: list[dict[str, Any]], on: float = 0.1) -> list[dict[str, Any]]:
     """One row per (target, label, auxiliary task) of the αVIL runs that logged α.
 
@@ -82,7 +77,11 @@ def alpha_use(runs: list[dict[str, Any]], on: float = 0.1) -> list[dict[str, Any
         ]
         for task in aux:
             mine = [[rec for rec in recs if task in rec["alpha"]] for recs in per_seed]
-            shares = [_share(rec, task) for recs in mine for rec in recs]
+            # per record: its share of the step, or α_aux where the run logged no delta norms
+            used = [
+                [(_share(rec, task), float(rec["alpha"][task])) for rec in recs] for recs in mine
+            ]
+            shares = [sh for seed in used for sh, _ in seed]
             rows.append(
                 {
                     "target": target,
@@ -91,16 +90,14 @@ def alpha_use(runs: list[dict[str, Any]], on: float = 0.1) -> list[dict[str, Any
                     "seeds": len(per_seed),
                     "epochs": statistics.fmean(len(recs) for recs in per_seed),
                     "epochs_on": statistics.fmean(
-                        sum(_used(rec, task, on) for rec in recs) for recs in mine
+                        sum((a if sh is None else sh) >= on for sh, a in seed) for seed in used
                     ),
                     "share_mean": (
                         float("nan")
                         if None in shares
                         else statistics.fmean(x for x in shares if x is not None)
                     ),
-                    "alpha_aux_mean": statistics.fmean(
-                        float(rec["alpha"][task]) for recs in mine for rec in recs
-                    ),
+                    "alpha_aux_mean": statistics.fmean(a for seed in used for _, a in seed),
                     "alpha_target_first": statistics.median(firsts),
                     "alpha_target_mid": statistics.median(mids),
                     "alpha_target_last": statistics.median(lasts),

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from alphavil.run_labels import label_order
+from alphavil.run_labels import display_name, label_order
 from alphavil.runs import atomic_write, read_jsonl
 
 
@@ -66,8 +66,9 @@ def alpha_weight_figure(
         ax.set_title(title)
         if curves:  # a run that logged no α (or weights) leaves its panel empty
             ax.legend()
-    name = "αVIL" if label == "alphavil" else label
-    fig.suptitle(f"{name}, target {target}: mean over {len(chosen)} seeds, band = min–max")
+    fig.suptitle(
+        f"{display_name(label)}, target {target}: mean over {len(chosen)} seeds, band = min–max"
+    )
     return _save(fig, path)
 
 
