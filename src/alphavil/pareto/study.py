@@ -15,7 +15,8 @@ is then run on the test seeds. Every arm starts from the same initial models for
 
 Every finished run is stored as ``<out>/runs/<problem>/<arm>/lr<lr>_s<seed>.json``; a rerun of
 the same command skips those, so an interrupted study resumes. ``--workers N`` runs N runs at a
-time in separate 1-thread processes. Statistics: :mod:`alphavil.pareto.study_stats`.
+time in separate 1-thread processes. Statistics: :mod:`alphavil.pareto.study_stats`; figures
+from the written JSON: :mod:`alphavil.pareto.study_plots`.
 """
 
 from __future__ import annotations
