@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from alphavil.pareto import study
-from alphavil.pareto.study_stats import markdown, pair, paired, summarise
+from alphavil.pareto.study_stats import hv_auc, markdown, pair, paired, summarise
 
 
 def _fake(peak: float, calls: list[tuple[str, str, float, int]]) -> Any:
@@ -147,3 +147,44 @@ def test_real_data_path_pairs_each_weight_vector(
     per_model = result["pairs"]["mt2o/linear − no_transfer/linear"]["scalarized_test_per_model"]
     assert len(per_model) == 5 and all(p["n"] == 2 for p in per_model)
     assert "Scalarised test loss per weight vector" in markdown(result)
+
+
+def test_hv_auc_is_the_mean_over_evaluations_and_is_paired() -> None:
+    a, b = [_run(1.0), _run(2.0)], [_run(0.5), _run(1.0)]
+    assert hv_auc([0.0, 1.0, 2.0, 3.0]) == 1.5
+    s = summarise(a)
+    assert s["hv_auc"][0] == pytest.approx((0.75 + 1.5) / 2)  # curves [h/2, h]
+    assert pair(a, b)["hv_auc"]["mean"] == pytest.approx(((0.75 - 0.375) + (1.5 - 0.75)) / 2)
+    assert "HV-AUC" in markdown({"arms": {"x": {"lr": 0.1, **s}}})
+
+
+def test_render_recomputes_statistics_and_keeps_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(study, "run_arm", _fake(1.0, []))
+    args = ["--problems", "convex", "--arms", "mt2o/linear", "no_transfer/linear"]
+    assert (
+        study.main([*args, "--val-seeds", "1000", "--test-seeds", "0", "1", "--out", str(tmp_path)])
+        == 0
+    )
+    path = tmp_path / "convex.json"
+    written = json.loads(path.read_text())
+    md = path.with_suffix(".md").read_text()
+    stale = json.loads(path.read_text())
+    for arm in stale["arms"].values():  # as if written by an older study_stats
+        del arm["hv_auc"], arm["final_hv"]
+    stale["pairs"] = {}
+    path.write_text(json.dumps(stale))
+    path.with_suffix(".md").write_text("old")
+    assert study.main(["--render", str(path)]) == 0
+    assert json.loads(path.read_text()) == written
+    assert path.with_suffix(".md").read_text() == md
+
+
+def test_render_rejects_a_file_that_is_not_a_study_result(tmp_path: Path) -> None:
+    bad = tmp_path / "config.json"
+    bad.write_text(json.dumps({"train": {}}))
+    with pytest.raises(SystemExit) as err:
+        study.main(["--render", str(bad)])
+    assert err.value.code == 2
+    assert bad.read_text() == json.dumps({"train": {}})  # left untouched

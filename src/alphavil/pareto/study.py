@@ -40,7 +40,18 @@ import torch
 from alphavil.config import load_config
 from alphavil.pareto.study_stats import markdown, pair, summarise
 
-__all__ = ["ARMS", "LR_GRIDS", "PROBLEMS", "choose_lr", "main", "run_arm", "study"]
+__all__ = [
+    "ARMS",
+    "LR_GRIDS",
+    "PROBLEMS",
+    "assemble",
+    "choose_lr",
+    "main",
+    "render",
+    "report",
+    "run_arm",
+    "study",
+]
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 SYNTHETIC = ("convex", "concave", "zdt1", "zdt2", "zdt3", "dtlz1", "dtlz2")
@@ -235,16 +246,51 @@ def study(
     chosen = choose_lr(problem, arms, val_seeds, out, workers, max_extend)
     jobs = [(problem, arm, chosen[arm]["lr"], s) for arm in arms for s in test_seeds]
     results = run_jobs(jobs, out, workers)
-    result: dict[str, Any] = {"problem": problem, "arms": {}, "pairs": {}}
+    runs = {
+        arm: [results[(problem, arm, chosen[arm]["lr"], s)] for s in test_seeds] for arm in arms
+    }
     for arm in arms:
-        runs = [results[(problem, arm, chosen[arm]["lr"], s)] for s in test_seeds]
-        result["arms"][arm] = {**chosen[arm], "runs": runs, **summarise(runs)}
         print(f"{problem} {arm}: lr {chosen[arm]['lr']:g}", flush=True)
+    return assemble(problem, chosen, runs)
+
+
+def assemble(
+    problem: str, chosen: dict[str, dict[str, Any]], runs: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """The result of one problem: per arm its lr choice, test runs and summary, and the paired
+    comparisons of :data:`PAIRS` (test runs in the same seed order in every arm)."""
+    result: dict[str, Any] = {"problem": problem, "arms": {}, "pairs": {}}
+    for arm, rs in runs.items():
+        result["arms"][arm] = {**chosen[arm], "runs": rs, **summarise(rs)}
     for a, b in PAIRS:
         if a in result["arms"] and b in result["arms"]:
             p = pair(result["arms"][a]["runs"], result["arms"][b]["runs"])
             if p:
                 result["pairs"][f"{a} − {b}"] = p
+    return result
+
+
+def report(result: dict[str, Any]) -> str:
+    """The Markdown tables of one problem's result plus its compute line."""
+    return markdown(result) + (
+        f"\nwall time {result['wall_seconds']:.0f} s (last invocation); "
+        f"{result['run_seconds_total']:.0f} s in all stored runs\n"
+    )
+
+
+def render(path: Path) -> dict[str, Any]:
+    """Recompute the statistics of a written ``<problem>.json`` from the test runs it holds and
+    rewrite it and its ``.md`` (after a change to :mod:`alphavil.pareto.study_stats`); the runs,
+    lr choices, timings and metadata are kept as they are."""
+    old = json.loads(path.read_text())
+    if not isinstance(old, dict) or "arms" not in old or "problem" not in old:
+        raise ValueError(f"{path} is not a study result (no 'problem'/'arms')")
+    keys = ("lr", "validation_hv_auc", "lr_at_edge")
+    chosen = {arm: {k: r[k] for k in keys if k in r} for arm, r in old["arms"].items()}
+    runs = {arm: r["runs"] for arm, r in old["arms"].items()}
+    result = {**old, **assemble(old["problem"], chosen, runs)}
+    path.write_text(json.dumps(result))
+    path.with_suffix(".md").write_text(report(result))
     return result
 
 
@@ -270,7 +316,21 @@ def main(argv: list[str] | None = None) -> int:
         "--max-extend", type=int, default=2, help="grid extensions when the best lr is at an edge"
     )
     p.add_argument("--out", default="docs/figures/mt2o/study")
+    p.add_argument(
+        "--render",
+        nargs="+",
+        metavar="JSON",
+        help="only recompute the statistics and tables of these written <problem>.json files",
+    )
     args = p.parse_args(argv)
+    if args.render:
+        for name in args.render:
+            try:
+                render(Path(name))
+            except (OSError, ValueError, KeyError) as e:
+                p.error(f"cannot render {name}: {e}")
+            print(Path(name).with_suffix(".md"), flush=True)
+        return 0
     if args.workers < 1 or args.max_extend < 0:
         p.error("--workers must be >= 1 and --max-extend >= 0")
     torch.set_num_threads(1)
@@ -294,10 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         }
         (out / f"{problem}.json").write_text(json.dumps(result))
-        md = markdown(result) + (
-            f"\nwall time {result['wall_seconds']:.0f} s (this invocation); "
-            f"{result['run_seconds_total']:.0f} s in all stored runs\n"
-        )
+        md = report(result)
         (out / f"{problem}.md").write_text(md)
         print(md, flush=True)
     return 0

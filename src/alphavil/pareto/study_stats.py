@@ -13,7 +13,7 @@ import numpy as np
 
 from alphavil.pareto.mt2o import epochs_to_fraction
 
-__all__ = ["ci", "e95", "markdown", "pair", "paired", "summarise"]
+__all__ = ["ci", "e95", "hv_auc", "markdown", "pair", "paired", "summarise"]
 
 
 def ci(values: list[float]) -> tuple[float, float, float]:
@@ -33,6 +33,12 @@ def e95(hv: list[float], target: float | None = None) -> float:
     """Epochs to 95% of the final (or ``target``) HV; censored at ``len(hv)`` if never."""
     e = epochs_to_fraction(hv, 0.95, target)
     return float(len(hv) if e is None else e)
+
+
+def hv_auc(hv: list[float]) -> float:
+    """Mean test HV over all evaluations, epoch 0 included: the study's validation criterion
+    applied to the test curve; higher when a run gets good sooner, not only at the end."""
+    return float(np.mean(hv))
 
 
 def paired(a: list[float], b: list[float]) -> dict[str, Any]:
@@ -70,6 +76,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     if all(r.get("scalarized_test") for r in ok):
         out["scalarized_test_mean"] = ci([float(np.mean(r["scalarized_test"])) for r in ok])
     out["epochs_to_95_own"] = ci([e95(r["hv"]) for r in ok])
+    out["hv_auc"] = ci([hv_auc(r["hv"]) for r in ok])
     out["never_positive"] = sum(r["hv"][-1] <= 0 for r in ok)
     out["seconds"] = float(np.mean([r["seconds"] for r in ok]))
     return out
@@ -89,6 +96,7 @@ def pair(ra: list[dict[str, Any]], rb: list[dict[str, Any]]) -> dict[str, Any]:
             [e95(r["hv"], target) for r in ra], [e95(r["hv"], target) for r in rb]
         ),
         "common_target_hv": 0.95 * float(target),
+        "hv_auc": paired([hv_auc(r["hv"]) for r in ra], [hv_auc(r["hv"]) for r in rb]),
     }
     for key, name in (
         ("igd_plus", "final_igd_plus"),
@@ -123,8 +131,8 @@ def markdown(result: dict[str, Any]) -> str:
     """The per-arm table and the paired-comparison tables of one problem."""
     lines = [
         "| arm | lr (val) | final HV | final IGD+ | subproblem dist. "
-        "| epochs to 95% own HV | s/run |",
-        "|---|---|---|---|---|---|---|",
+        "| epochs to 95% own HV | HV-AUC | s/run |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for arm, r in result["arms"].items():
         edge = " (edge)" if r.get("lr_at_edge") else ""
@@ -132,21 +140,23 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(
             f"| {arm} | {r['lr']:g}{edge}{div} | {_fmt(r.get('final_hv'))} | "
             f"{_fmt(r.get('final_igd_plus'))} | {_fmt(r.get('final_subproblem_distance'), 3)} | "
-            f"{_fmt(r.get('epochs_to_95_own'), 3)} | {r.get('seconds', float('nan')):.1f} |"
+            f"{_fmt(r.get('epochs_to_95_own'), 3)} | {_fmt(r.get('hv_auc'))} | "
+            f"{r.get('seconds', float('nan')):.1f} |"
         )
     pairs = result.get("pairs", {})
     if pairs:
         lines += [
             "",
             "| paired difference (MT2O − no transfer) | final HV | final IGD+ | subproblem dist. "
-            "| epochs to 95% own HV | epochs to 95% common HV |",
-            "|---|---|---|---|---|---|",
+            "| epochs to 95% own HV | epochs to 95% common HV | HV-AUC |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name, p in pairs.items():
             lines.append(
                 f"| {name.split('/')[-1]} | {_cell(p.get('final_hv'))} | "
                 f"{_cell(p.get('final_igd_plus'))} | {_cell(p.get('final_subproblem_distance'))} "
-                f"| {_cell(p.get('epochs_to_95_own'))} | {_cell(p.get('epochs_to_95_common'))} |"
+                f"| {_cell(p.get('epochs_to_95_own'))} | {_cell(p.get('epochs_to_95_common'))} "
+                f"| {_cell(p.get('hv_auc'))} |"
             )
         per_model = {
             n: p["scalarized_test_per_model"]
