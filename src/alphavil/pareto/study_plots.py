@@ -70,7 +70,7 @@ def plot_study(result: dict[str, Any], path: str | Path) -> Path:
             ax.errorbar(k, mean, yerr=[lo, hi], fmt="o", capsize=3, label=name.split("/")[-1])
         ax.axhline(0.0, color="k", lw=0.8)
         ax.set_xlabel("model k (weight vector)")
-        ax.set_ylabel("scalarised test loss, MT2O − no transfer")
+        ax.set_ylabel("Δ scalarised test loss\n(MT2O − no transfer)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     ci = "; right: paired differences, 95% bootstrap CI" if per_model else ""
