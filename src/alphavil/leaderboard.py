@@ -17,7 +17,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from alphavil.plots import _plt, _save
+from alphavil.plots import _save, pyplot
 from alphavil.report import _bootstrap_ci, _fmt, _per_target, _write_csv, _write_text
 from alphavil.run_labels import display_name
 from alphavil.run_labels import label_order as _order
@@ -139,7 +139,7 @@ def leaderboard_figure(
     stops ``clip`` points below the baseline; a method further below is drawn at the edge with
     its value written beside it, so one collapsed method does not flatten the others."""
 
-    plt = _plt()
+    plt = pyplot()
     targets = sorted({r["target"] for r in rows})
     n = max(sum(r["target"] == t for r in rows) for t in targets)
     fig, axes = plt.subplots(

@@ -11,7 +11,8 @@ from alphavil.run_labels import display_name, label_order
 from alphavil.runs import atomic_write, read_jsonl
 
 
-def _plt() -> Any:
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the file-only Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -22,7 +23,7 @@ def _plt() -> Any:
 
 def _save(fig: Any, path: Path) -> Path:
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
-    _plt().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -41,7 +42,7 @@ def alpha_weight_figure(
     ]
     if not chosen:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for ax, key, title in ((axes[0], "alpha", "α"), (axes[1], "weights", "normalised weight")):
         curves: dict[str, list[np.ndarray]] = {}
@@ -78,7 +79,7 @@ def dev_curve_figure(
     """Target-task dev accuracy over epochs per configuration (label; mean over seeds). The axis
     shows at most ``span`` points below the best mean, so one slow start does not flatten the
     rest (the title says so when a curve leaves the axis)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     lows, highs = [], []
     for label in label_order({r.get("label", r["method"]) for r in runs}):

@@ -30,6 +30,7 @@ import numpy as np
 
 from alphavil.pareto.hypervolume import nondominated_mask
 from alphavil.pareto.mt2o import METHOD_ALIASES, epochs_to_fraction
+from alphavil.plots import pyplot
 from alphavil.runs import atomic_write, read_json, read_jsonl
 
 __all__ = [
@@ -157,18 +158,9 @@ def _groups(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return dict(sorted(groups.items()))
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_hv(runs: list[dict[str, Any]], path: str | Path) -> None:
     """Test hypervolume vs epoch and vs seconds, mean ± std over seeds per method label."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.4))
     for label, rs in _groups(runs).items():
         n = min(len(r["summary"]["hv_curve"]) for r in rs)
@@ -196,7 +188,7 @@ def plot_hv(runs: list[dict[str, Any]], path: str | Path) -> None:
 
 def plot_front(runs: list[dict[str, Any]], path: str | Path, metric: str = "loss") -> bool:
     """Final test ``metric`` (loss or accuracy) of every model, first two tasks; False if none."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.6, 4.0))
     names = runs[0]["summary"]["tasks"][:2]
     drawn = False

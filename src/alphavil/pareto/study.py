@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from alphavil.config import load_config
-from alphavil.pareto.study_stats import markdown, pair, summarise
+from alphavil.pareto.study_stats import hv_auc, markdown, pair, summarise
 
 __all__ = [
     "ARMS",
@@ -176,8 +176,7 @@ def criterion(problem: str, r: dict[str, Any]) -> float:
     """Validation score: HV-AUC on the dev split (real data) or test HV of validation seeds."""
     if r["status"] != "completed":
         return -math.inf
-    curve = r["hv_dev"] if problem in REAL else r["hv"]
-    return float(np.mean(curve))
+    return hv_auc(r["hv_dev"] if problem in REAL else r["hv"])
 
 
 def _extend(grid: list[float], best: float) -> float | None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from alphavil.pareto.plots import _pyplot
+from alphavil.plots import pyplot
 from alphavil.runs import atomic_write
 
 __all__ = ["hv_curves", "main", "plot_study"]
@@ -45,7 +45,7 @@ def plot_study(result: dict[str, Any], path: str | Path) -> Path:
         for name, p in result.get("pairs", {}).items()
         if p.get("scalarized_test_per_model")
     }
-    plt = _pyplot()
+    plt = pyplot()
     ncols = 2 if per_model else 1
     fig, axes = plt.subplots(1, ncols, figsize=(4.4 * ncols, 3.4), squeeze=False)
     ax = axes[0, 0]
