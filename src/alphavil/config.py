@@ -16,7 +16,7 @@ import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -26,6 +26,9 @@ from alphavil.methods import SECTIONS as METHOD_SECTIONS
 from alphavil.methods import get_method, method_names, options_section
 from alphavil.task_weights import WEIGHT_RULES
 from alphavil.tasks import Task
+
+if TYPE_CHECKING:
+    from alphavil.data.budget import Budget
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -162,6 +165,10 @@ class RunConfig:
     out_dir: str = "runs"
     label: str = ""  # what reports call this configuration (default: the method's name)
     extra_tasks: list[ExtraTask] = field(default_factory=list)  # [[data.extra_tasks]]
+    budget: Budget | None = None  # [data.budget]: alphavil.data.budget
+    # data.stream: "joint" = every step a batch of every task, "interleaved" = one task per
+    # step (separate examples only); "auto" = joint under a budget, else the data's own
+    stream: str = "auto"
 
     def __post_init__(self) -> None:
         if not getattr(self.data, "_name", ""):
@@ -175,7 +182,11 @@ class RunConfig:
         out: dict[str, Any] = {"name": self.name, "out_dir": self.out_dir, "label": self.label}
         out["data"] = {"name": self.data_name, **dataclasses.asdict(self.data)}
         if self.extra_tasks:
-            out["data"]["extra_tasks"] = [dataclasses.asdict(e) for e in self.extra_tasks]
+            out["data"]["extra_tasks"] = [e.record() for e in self.extra_tasks]
+        if self.budget is not None:
+            out["data"]["budget"] = dataclasses.asdict(self.budget)
+        if self.stream != "auto":
+            out["data"]["stream"] = self.stream
         for key in ("train", "alphavil", "diw"):
             out[key] = dataclasses.asdict(getattr(self, key))
         for key, value in self.extra.items():
@@ -375,7 +386,7 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
         raise ConfigError("data: expected a table")
     data_table = dict(data_table)
     data_name = data_table.pop("name", "multimnist")
-    extra_tasks = _extra_tasks(data_table.pop("extra_tasks", []))
+    extra_table = data_table.pop("extra_tasks", [])
     try:
         spec = get_dataset(str(data_name))
     except DatasetImportError as err:
@@ -385,9 +396,14 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
             f"data.name: unknown dataset {data_name!r}; allowed: {', '.join(dataset_names())}, "
             "or an import path 'package.module:SPEC'"
         ) from None
+    own = {f.name for f in dataclasses.fields(spec.config)}
+    budget_table = None if "budget" in own else data_table.pop("budget", None)
+    stream = "auto" if "stream" in own else data_table.pop("stream", "auto")
     data = build_section(spec.config, data_table, "data")
     object.__setattr__(data, "_name", str(data_name))
+    extra_tasks = _extra_tasks(extra_table, spec.tasks(data))
     kwargs: dict[str, Any] = {"data": data, "extra": {}, "extra_tasks": extra_tasks}
+    kwargs["budget"], kwargs["stream"] = _budget(budget_table), _stream(stream)
     for key, value in raw.items():
         if key in ("name", "out_dir", "label"):
             if not isinstance(value, str):
@@ -418,9 +434,9 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
         raise ConfigError(f"train.method: {method!r} is not one of {', '.join(methods)}")
     if method in POPULATION_METHODS and "mt2o" not in cfg.extra and _section_class("mt2o"):
         cfg.extra["mt2o"] = SECTIONS["mt2o"]()
-    own = options_section(method)
-    if own is not None and own not in cfg.extra:  # config.json records every option in use
-        cfg.extra[own] = _section_class(own)()
+    section = options_section(method)
+    if section is not None and section not in cfg.extra:  # config.json records every option in use
+        cfg.extra[section] = _section_class(section)()
     tasks = cfg.task_names()
     clash = sorted({t for t in tasks if tasks.count(t) > 1})
     if clash:
@@ -440,33 +456,66 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
             module.check_population(cfg.extra["mt2o"], tasks, cfg.train.optimizer)
         except ValueError as err:
             raise ConfigError(str(err)) from None
-    if has_target(method) and cfg.train.target not in tasks:
+    if (has_target(method) or cfg.budget is not None) and cfg.train.target not in tasks:
         raise ConfigError(
             f"train.target: {cfg.train.target!r} is not a task; tasks: {', '.join(tasks)}"
+        )
+    if cfg.budget is not None and method in POPULATION_METHODS:
+        raise ConfigError(
+            f"train.method = {method!r} needs every example labelled for every task; "
+            "it does not run under a label budget (remove [data.budget])"
         )
     return cfg
 
 
-def _extra_tasks(value: Any) -> list[ExtraTask]:
-    """Validate ``[[data.extra_tasks]]``: name, labels ("random" or an import path), classes."""
+def _budget(table: Any) -> Budget | None:
+    """Validate ``[data.budget]`` (None: no budget)."""
+    if table is None:
+        return None
+    from alphavil.data.budget import Budget
+
+    if isinstance(table, dict) and "target" not in table:
+        raise ConfigError(
+            "data.budget.target: missing; the number of labelled target training examples"
+        )
+    budget: Budget = build_section(Budget, table, "data.budget")
+    budget.check()
+    return budget
+
+
+def _stream(value: Any) -> str:
+    allowed = ("auto", "joint", "interleaved")
+    if value not in allowed:
+        raise ConfigError(f"data.stream: {value!r} is not one of {', '.join(allowed)}")
+    return str(value)
+
+
+def _extra_tasks(value: Any, known: list[Task]) -> list[ExtraTask]:
+    """Validate ``[[data.extra_tasks]]``: name, labels ("random", "coarse" or an import
+    path), classes; ``known`` are the dataset's own tasks (what a coarse task may coarsen)."""
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise ConfigError(
             "data.extra_tasks: expected a list of tables like "
             '{name = "noise", labels = "random", classes = 10}'
         )
+    tasks = {t.name: t for t in known}
     out = []
     for i, table in enumerate(value):
         if "name" not in table:
             raise ConfigError(f"data.extra_tasks[{i}]: needs a name")
         entry = build_section(ExtraTask, table, f"data.extra_tasks[{i}]")
+        if entry.labels == "coarse":
+            entry = _coarse(entry, "classes" in table, tasks, i)
+        elif "of" in table or "by" in table:
+            raise ConfigError(f'data.extra_tasks[{i}]: of and by are for labels = "coarse"')
         try:
-            Task(entry.name, entry.classes, entry.kind)
+            tasks[entry.name] = entry.task()
         except ValueError as err:
             raise ConfigError(f"data.extra_tasks[{i}]: {err}") from None
-        if entry.labels != "random" and ":" not in entry.labels:
+        if entry.labels not in ("random", "coarse") and ":" not in entry.labels:
             raise ConfigError(
-                f'data.extra_tasks[{i}].labels: {entry.labels!r}; use "random" or an import '
-                "path 'package.module:function'"
+                f'data.extra_tasks[{i}].labels: {entry.labels!r}; use "random", "coarse" or an '
+                "import path 'package.module:function'"
             )
         if entry.labels == "random" and (entry.classes < 2 or entry.kind != "classification"):
             raise ConfigError(
@@ -475,6 +524,26 @@ def _extra_tasks(value: Any) -> list[ExtraTask]:
             )
         out.append(entry)
     return out
+
+
+def _coarse(entry: ExtraTask, has_classes: bool, tasks: dict[str, Task], i: int) -> ExtraTask:
+    """A coarse-label entry checked against the tasks before it, its classes filled in."""
+    where = f"data.extra_tasks[{i}]"
+    source = tasks.get(entry.of)
+    if source is None:
+        raise ConfigError(f"{where}.of: {entry.of!r} is not a task; tasks: {', '.join(tasks)}")
+    if source.kind != "classification" or entry.kind != "classification":
+        raise ConfigError(f"{where}: coarse labels are classes of a classification task")
+    if entry.by < 1:
+        raise ConfigError(f"{where}.by: must be >= 1, got {entry.by}")
+    need = math.ceil(source.num_outputs / entry.by)
+    if not has_classes:
+        return dataclasses.replace(entry, classes=need)
+    if entry.classes < need:
+        raise ConfigError(
+            f"{where}.classes: {entry.of} // {entry.by} takes {need} values, got {entry.classes}"
+        )
+    return entry
 
 
 def _check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:

@@ -14,7 +14,8 @@ from torch import nn
 from alphavil import distributed as dist
 from alphavil.config import POPULATION_METHODS, ConfigError, RunConfig, has_target
 from alphavil.config_diff import config_differences
-from alphavil.data.batching import MultiTaskData
+from alphavil.data.batching import MultiTaskData, SeparateInputData
+from alphavil.data.budget import apply_budget
 from alphavil.data.derived import add_extra_tasks
 from alphavil.datasets import build_model, get_dataset
 from alphavil.progress import Progress
@@ -41,16 +42,36 @@ def run_dir_for(cfg: RunConfig) -> Path:
 
 
 def load_data(cfg: RunConfig) -> tuple[MultiTaskData, Callable[[], nn.Module]]:
-    """The run's data (the dataset plus its ``[[data.extra_tasks]]``) and a factory for a
-    fresh model with one head per task."""
+    """The run's data (the dataset plus its ``[[data.extra_tasks]]``, under its
+    ``[data.budget]``, with its ``data.stream``) and a factory for a fresh model with one head
+    per task."""
     data, factory = get_dataset(cfg.data_name).build(cfg.data)
     seed = int(getattr(cfg.data, "data_seed", 0))
     try:
         data = add_extra_tasks(data, cfg.extra_tasks, seed)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    if cfg.budget is not None:
+        stream = "joint" if cfg.stream == "auto" else cfg.stream
+        budget_seed = cfg.budget.seed if cfg.budget.seed >= 0 else seed
+        data = apply_budget(data, cfg.budget, cfg.train.target, budget_seed, stream)
+    elif cfg.stream != "auto":
+        data = with_stream(data, cfg.stream)
     tasks = list(data.tasks)
     return data, lambda: build_model(factory, tasks)
+
+
+def with_stream(data: MultiTaskData, stream: str) -> MultiTaskData:
+    """``data`` with training stream ``stream`` (``data.stream``); shared-input batches already
+    hold every task, so there ``"joint"`` changes nothing and ``"interleaved"`` is refused."""
+    if isinstance(data, SeparateInputData):
+        data.stream = stream
+    elif stream != "joint":
+        raise ConfigError(
+            f"data.stream = \"{stream}\": this data's examples carry every task's label, so "
+            'each batch holds every task; only "joint" (or "auto") applies'
+        )
+    return data
 
 
 def owned(path: Path) -> bool:

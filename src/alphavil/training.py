@@ -3,13 +3,19 @@
 Every epoch the method (``train.method``, :mod:`alphavil.methods`) runs its update through the
 loop's primitives; then the loop evaluates dev and test for every task the method trains, keeps
 each task's best snapshot by **dev** accuracy (test is only read at that snapshot), logs one
-metrics record and writes the resumable state.
+metrics record and writes the resumable state. A task without dev examples (an auxiliary task
+under a label budget, :mod:`alphavil.data.budget`) is trained and tested but has no snapshot.
+
+A training step is a batch, or a :class:`~alphavil.data.batching.JointBatch` holding a batch of
+every task (one forward pass over all their rows; each task's loss is the mean over its own),
+so methods see a loss for every task of the step either way.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +24,8 @@ import torch
 from torch import Tensor, nn
 
 from alphavil import distributed as dist
-from alphavil.config import RunConfig, build_optimizer, resolve_device
-from alphavil.data.batching import Batch, MultiTaskData, move_to
+from alphavil.config import ConfigError, RunConfig, build_optimizer, resolve_device
+from alphavil.data.batching import Batch, JointBatch, MultiTaskData, Step, move_to
 from alphavil.methods import get_method
 from alphavil.progress import Progress
 from alphavil.runs import RunWriter
@@ -76,8 +82,24 @@ class Trainer:
             )
         self.method: Method = method_class(self)
         self.trained = self.method.trained_tasks()
+        self._check_stream(method_class)
         self.optimizer = build_optimizer(tc.optimizer, self.model.parameters())
         self.task_optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    def _check_stream(self, method_class: type) -> None:
+        """Refuse a method that combines per-task gradients on a stream of one-task steps."""
+        needs_all = getattr(method_class, "needs_all_tasks_per_step", False)
+        if needs_all and len(self.trained) > 1 and not self.data.all_tasks_per_step:
+            raise ConfigError(
+                f"train.method = {self.method_name!r} combines per-task gradients, but this "
+                "data's tasks have their own examples and its stream gives each step one task; "
+                'set data.stream = "joint" (a batch of every task per step)'
+            )
+        joint = getattr(self.data, "stream", "") == "joint"
+        if joint and dist.world_size() > 1:
+            raise ConfigError(
+                'data.stream = "joint" does not run data parallel yet; launch without torchrun'
+            )
 
     # ----------------------------------------------------------------------------- steps
     def inputs(self, batch: Batch) -> tuple[Any, dict[str, Tensor]]:
@@ -86,6 +108,36 @@ class Trainer:
         if self.cfg.train.channels_last and isinstance(inputs, Tensor) and inputs.dim() == 4:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         return inputs, targets
+
+    def train_stream(self, tasks: list[str], fraction: float) -> Iterator[Step]:
+        """One pass of training steps over a ``fraction`` sample of ``tasks``' data (drawn from
+        the loop's batch generator)."""
+        return self.data.train_stream(
+            tasks, batch_size=self.cfg.train.batch_size, generator=self.generator, fraction=fraction
+        )
+
+    def forward(
+        self, step: Step, shard: bool = False
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor], float]:
+        """The model's outputs for a training step (each task's on its own rows), its targets
+        and, with ``shard`` under torchrun, this rank's share of the step."""
+        rows = None
+        if isinstance(step, JointBatch):
+            rows = step.rows
+            inputs, targets = self.inputs((step.inputs, step.targets))
+        else:
+            inputs, targets = self.inputs(step)
+        share = 1.0
+        if shard:
+            inputs, targets, share = self.shard(inputs, targets)
+        bf16 = self.cfg.train.autocast == "bf16"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            outputs = self.model(inputs, list(targets))
+        if bf16:  # losses, accuracies and probabilities from float32 outputs
+            outputs = {t: o.float() for t, o in outputs.items()}
+        if rows is not None:
+            outputs = {t: outputs[t][rows[t]] for t in targets}
+        return outputs, targets, share
 
     def train_steps(
         self,
@@ -102,20 +154,9 @@ class Trainer:
         ``shard=False``, the whole batches on its own (task-parallel phases)."""
         self.model.train()
         total, n = 0.0, 0
-        batches = self.data.train_batches(
-            tasks, batch_size=self.cfg.train.batch_size, generator=self.generator, fraction=fraction
-        )
         together = shard and dist.world_size() > 1
-        for batch in batches:
-            inputs, targets = self.inputs(batch)
-            share = 1.0
-            if together:
-                inputs, targets, share = self.shard(inputs, targets)
-            bf16 = self.cfg.train.autocast == "bf16"
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
-                outputs = self.model(inputs, list(targets))
-            if bf16:  # losses, accuracies and probabilities from float32 outputs
-                outputs = {t: o.float() for t, o in outputs.items()}
+        for step in self.train_stream(tasks, fraction):
+            outputs, targets, share = self.forward(step, shard=together)
             loss = mean_loss(self.task_map, outputs, targets, scales)
             if share != 1.0:  # data parallel: this rank's part of the whole batch's mean
                 loss = loss * share
@@ -143,16 +184,8 @@ class Trainer:
         turns each batch's task losses into gradients; mean reported loss."""
         self.model.train()
         total, n = 0.0, 0
-        batches = self.data.train_batches(
-            tasks, batch_size=self.cfg.train.batch_size, generator=self.generator, fraction=fraction
-        )
-        for batch in batches:
-            inputs, targets, share = self.shard(*self.inputs(batch))
-            bf16 = self.cfg.train.autocast == "bf16"
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
-                outputs = self.model(inputs, list(targets))
-            if bf16:  # losses, accuracies and probabilities from float32 outputs
-                outputs = {t: o.float() for t, o in outputs.items()}
+        for step in self.train_stream(tasks, fraction):
+            outputs, targets, share = self.forward(step, shard=True)
             losses = {t: self.task_map[t].loss(outputs[t], y) for t, y in targets.items()}
             if share != 1.0:
                 losses = {t: v * share for t, v in losses.items()}
@@ -220,9 +253,7 @@ class Trainer:
 
     def skip_pass(self, tasks: list[str], fraction: float) -> None:
         """Draw a pass's batch order without training (keeps the batch RNG in step)."""
-        self.data.train_batches(
-            tasks, batch_size=self.cfg.train.batch_size, generator=self.generator, fraction=fraction
-        )
+        self.train_stream(tasks, fraction)
 
     def share_task_optimizer(self, task: str, owner: int) -> None:
         """Give every rank the state of ``task``'s optimiser as rank ``owner`` has it."""
@@ -241,6 +272,10 @@ class Trainer:
         n = len(next(iter(targets.values())))
         sl = dist.shard_slice(n)
         return dist.take(inputs, sl), dist.take(targets, sl), (sl.stop - sl.start) / n
+
+    def dev_tasks(self) -> list[str]:
+        """The trained tasks that have dev examples (evaluated on dev, given snapshots)."""
+        return [t for t in self.trained if self.data.num_examples("dev", t) > 0]
 
     def target_accuracy(self) -> float:
         """The target's dev accuracy (minus the loss for regression) at the current weights."""
@@ -311,7 +346,7 @@ class Trainer:
                 t0 = time.perf_counter()
                 info = self.method.epoch()
                 t_train = time.perf_counter() - t0
-                dev = self.evaluate("dev", self.trained)
+                dev = self.evaluate("dev", self.dev_tasks())
                 bad = [
                     t for t, sc in dev.items() if sc.loss is not None and not math.isfinite(sc.loss)
                 ]

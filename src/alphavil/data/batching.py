@@ -4,16 +4,21 @@ Two layouts cover the paper's two studies:
 
 * :class:`SharedInputData`: every example carries a label for every task (MultiMNIST: one image,
   a left and a right digit). One forward pass serves all tasks.
-* :class:`SeparateInputData`: each task has its own examples (the NLU study: CB, COPA, MRPC, ...).
-  A training stream interleaves single-task batches in random order.
+* :class:`SeparateInputData`: each task has its own examples (the NLU study: CB, COPA, MRPC, ...;
+  a label budget, :mod:`alphavil.data.budget`). Its training stream either interleaves
+  single-task batches in random order (``"interleaved"``, the NLU study's) or gives every
+  optimiser step one batch of every task (``"joint"``, :class:`JointBatch`).
 
 A batch is ``(inputs, {task: targets})``; the targets dict names the tasks the batch serves.
+A training pass (:meth:`MultiTaskData.train_stream`) yields batches or joint batches.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -23,6 +28,26 @@ from alphavil.tasks import Task
 
 Batch = tuple[Any, dict[str, Tensor]]
 SPLITS = ("train", "dev", "test")
+STREAMS = ("interleaved", "joint")
+
+
+@dataclass
+class JointBatch:
+    """One optimiser step's batch of every task (LibMTL's multi-input mode): the tasks' own
+    examples stacked into one model input, so one forward pass serves them all.
+
+    Attributes:
+        inputs: Model inputs holding every task's rows.
+        targets: task -> the labels of its rows.
+        rows: task -> its rows of ``inputs`` (each task's loss is the mean over its rows).
+    """
+
+    inputs: Any
+    targets: dict[str, Tensor]
+    rows: dict[str, slice]
+
+
+Step = Batch | JointBatch
 
 
 def _check_fraction(fraction: float) -> None:
@@ -65,6 +90,28 @@ class MultiTaskData(ABC):
         fraction: float = 1.0,
     ) -> Iterator[Batch]:
         """One shuffled pass over a random ``fraction`` of the training data of ``tasks``."""
+
+    def train_stream(
+        self,
+        tasks: Sequence[str],
+        *,
+        batch_size: int,
+        generator: torch.Generator,
+        fraction: float = 1.0,
+    ) -> Iterator[Step]:
+        """One training pass as optimiser steps: :meth:`train_batches` unless the data gives
+        each step a batch of every task (:class:`SeparateInputData` with a joint stream).
+
+        The pass's random draws are made before it returns, so drawing a pass without
+        iterating it keeps ``generator`` in step."""
+        return self.train_batches(
+            tasks, batch_size=batch_size, generator=generator, fraction=fraction
+        )
+
+    @property
+    def all_tasks_per_step(self) -> bool:
+        """Whether every training step holds a batch of every task it trains."""
+        return True
 
     @abstractmethod
     def eval_batches(
@@ -159,27 +206,40 @@ class SeparateInputData(MultiTaskData):
 
     Args:
         tasks: The tasks.
-        examples: task -> split -> list of model-input examples (e.g. token id lists).
+        examples: task -> split -> the model-input examples: a list (e.g. token id lists,
+            batched by ``collate``) or a tensor whose first dimension indexes the examples
+            (batched by indexing; tasks may share one tensor). A missing split has none.
         labels: task -> split -> targets ``(N,)``; a split without labels (hidden test labels)
             may hold ``-1`` everywhere.
-        collate: Turns a list of examples into model inputs.
+        collate: Turns a list of examples into model inputs (unused for tensor examples).
+        stream: ``"interleaved"``: a training pass is every task's batches in random order,
+            one task per step; ``"joint"``: every step holds one batch of every task
+            (:meth:`joint_batches`).
     """
 
     def __init__(
         self,
         tasks: Sequence[Task],
-        examples: Mapping[str, Mapping[str, Sequence[Any]]],
+        examples: Mapping[str, Mapping[str, Any]],
         labels: Mapping[str, Mapping[str, Tensor]],
-        collate: Callable[[list[Any]], Any],
+        collate: Callable[[list[Any]], Any] | None = None,
+        stream: str = "interleaved",
     ) -> None:
         self.tasks = tuple(tasks)
         self.examples = {t: dict(v) for t, v in examples.items()}
         self.labels = {t: dict(v) for t, v in labels.items()}
-        self.collate = collate
+        self.collate = collate if collate is not None else torch.stack
+        if stream not in STREAMS:
+            raise ValueError(f"stream {stream!r} is not one of {', '.join(STREAMS)}")
+        self.stream = stream
         for t in self.tasks:
             for split, xs in self.examples[t.name].items():
                 if len(self.labels[t.name][split]) != len(xs):
                     raise ValueError(f"task {t.name!r} split {split!r}: examples and labels differ")
+
+    @property
+    def all_tasks_per_step(self) -> bool:
+        return self.stream == "joint"
 
     def num_examples(self, split: str, task: str) -> int:
         self.check_tasks([task])
@@ -189,10 +249,26 @@ class SeparateInputData(MultiTaskData):
         del task, split
         return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
+    def _inputs(self, parts: Sequence[tuple[str, str, Tensor]]) -> Any:
+        """Model inputs holding ``(task, split, indices)``'s examples, in order."""
+        xs = [self.examples[t][s] for t, s, _ in parts]
+        if all(isinstance(x, Tensor) for x in xs):
+            chunks = [x[idx] for x, (_, _, idx) in zip(xs, parts, strict=True)]
+            return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+        pairs = zip(xs, parts, strict=True)
+        return self.collate([x[int(i)] for x, (_, _, idx) in pairs for i in idx])
+
     def _make(self, task: str, split: str, idx: Tensor) -> Batch:
-        xs = self.examples[task][split]
-        inputs = self.collate([xs[int(i)] for i in idx])
-        return inputs, {task: self.labels[task][split][idx]}
+        return self._inputs([(task, split, idx)]), {task: self.labels[task][split][idx]}
+
+    def _joint(self, parts: Sequence[tuple[str, Tensor]]) -> JointBatch:
+        rows, start = {}, 0
+        for t, idx in parts:
+            rows[t] = slice(start, start + len(idx))
+            start += len(idx)
+        inputs = self._inputs([(t, "train", idx) for t, idx in parts])
+        targets = {t: self.labels[t]["train"][idx] for t, idx in parts}
+        return JointBatch(inputs, targets, rows)
 
     def train_batches(
         self,
@@ -202,15 +278,65 @@ class SeparateInputData(MultiTaskData):
         generator: torch.Generator,
         fraction: float = 1.0,
     ) -> Iterator[Batch]:
+        """Every task's batches of one pass, interleaved in random order (one task each)."""
         _check_fraction(fraction)
         self.check_tasks(tasks)
         plan: list[tuple[str, Tensor]] = []
         for t in tasks:
             order = _sample(self.num_examples("train", t), fraction, generator)
             plan += [(t, idx) for idx in self._task_batches(t, "train", order, batch_size)]
-        for j in torch.randperm(len(plan), generator=generator).tolist():
-            task, idx = plan[j]
-            yield self._make(task, "train", idx)
+        shuffle = torch.randperm(len(plan), generator=generator).tolist()
+        return (self._make(plan[j][0], "train", plan[j][1]) for j in shuffle)
+
+    def joint_batches(
+        self,
+        tasks: Sequence[str],
+        *,
+        batch_size: int,
+        generator: torch.Generator,
+        fraction: float = 1.0,
+    ) -> Iterator[JointBatch]:
+        """One pass of joint steps: each holds one batch of every task of ``tasks`` that has
+        training examples.
+
+        The pass has ceil(max_t n_t / batch_size) steps (n_t: task t's ``fraction`` sample);
+        a task's batches are its sample in a random order cut into ``batch_size`` pieces (the
+        last one shorter), and a task that runs out starts again on a fresh random order of
+        its sample. Every draw comes from ``generator``, before this returns.
+        """
+        _check_fraction(fraction)
+        self.check_tasks(tasks)
+        orders = {}
+        for t in tasks:
+            n = self.num_examples("train", t)
+            if n:
+                orders[t] = _sample(n, fraction, generator)
+        if not orders:
+            return iter(())
+        steps = max(math.ceil(len(o) / batch_size) for o in orders.values())
+        plans: dict[str, list[Tensor]] = {}
+        for t, order in orders.items():
+            plans[t] = self._task_batches(t, "train", order, batch_size)
+            while len(plans[t]) < steps:
+                again = order[torch.randperm(len(order), generator=generator)]
+                plans[t] += self._task_batches(t, "train", again, batch_size)
+        return (self._joint([(t, plan[k]) for t, plan in plans.items()]) for k in range(steps))
+
+    def train_stream(
+        self,
+        tasks: Sequence[str],
+        *,
+        batch_size: int,
+        generator: torch.Generator,
+        fraction: float = 1.0,
+    ) -> Iterator[Step]:
+        if self.stream == "joint":
+            return self.joint_batches(
+                tasks, batch_size=batch_size, generator=generator, fraction=fraction
+            )
+        return self.train_batches(
+            tasks, batch_size=batch_size, generator=generator, fraction=fraction
+        )
 
     def eval_batches(
         self,
@@ -224,7 +350,10 @@ class SeparateInputData(MultiTaskData):
         _check_fraction(fraction)
         self.check_tasks(tasks)
         for t in tasks:
-            order = _sample(self.num_examples(split, t), fraction, generator)
+            n = self.num_examples(split, t)
+            if not n:  # e.g. auxiliary tasks under a label budget have no dev split
+                continue
+            order = _sample(n, fraction, generator)
             for idx in self._task_batches(t, split, order, batch_size):
                 yield self._make(t, split, idx)
 

@@ -4,7 +4,8 @@ A derived task is a :class:`~alphavil.tasks.Task` plus a label function
 ``fn(split, targets, index) -> labels``: ``targets`` are the existing tasks' labels of that split
 and ``index`` the example positions ``0..N-1``. Two uses:
 
-* a related auxiliary task, e.g. "the left digit is odd": ``lambda s, y, i: y["left"] % 2``;
+* a related auxiliary task, e.g. "the left digit is odd": ``lambda s, y, i: y["left"] % 2``, or
+  a coarse version of a task (:func:`coarse_labels`, ``label // by``);
 * the standard *harmful* auxiliary task, random labels (:func:`random_labels`): it shares no
   structure with anything, so a method that weights auxiliary tasks well should learn to ignore
   it. Its labels depend only on a seed, the task's name and the split, so they are the same for
@@ -15,16 +16,27 @@ share their inputs across tasks (MultiMNIST, the toy problem, tabular data)::
 
     [[data.extra_tasks]]
     name = "noise"
-    labels = "random"        # or an import path "package.module:function"
+    labels = "random"        # or "coarse", or an import path "package.module:function"
     classes = 10
+
+    [[data.extra_tasks]]
+    name = "left_coarse"
+    labels = "coarse"        # left // 2: classes ceil(10 / 2) = 5 unless given
+    of = "left"
+    by = 2
+
+Derived tasks are labelled on the whole dataset before a label budget
+(:mod:`alphavil.data.budget`) splits it, so a budget's auxiliary pool carries them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,14 +52,24 @@ LabelFn = Callable[[str, Mapping[str, Tensor], Tensor], Tensor]
 class ExtraTask:
     """One ``[[data.extra_tasks]]`` entry: a task name, its label source and its classes.
 
-    ``labels`` is ``"random"`` or an import path ``"package.module:function"`` to a
-    :data:`LabelFn`; ``classes`` is the head's number of outputs (``kind = "regression"``: 1).
+    ``labels`` is ``"random"``, ``"coarse"`` (task ``of``'s label // ``by``) or an import
+    path ``"package.module:function"`` to a :data:`LabelFn`; ``classes`` is the head's number
+    of outputs (``kind = "regression"``: 1).
     """
 
     name: str
     labels: str = "random"
     classes: int = 2
     kind: str = "classification"
+    of: str = ""  # labels = "coarse": the task whose labels it coarsens
+    by: int = 2  # labels = "coarse": labels // by
+
+    def record(self) -> dict[str, Any]:
+        """The entry as ``config.json`` holds it (``of`` and ``by`` only for coarse tasks)."""
+        out = dataclasses.asdict(self)
+        if self.labels != "coarse":
+            del out["of"], out["by"]
+        return out
 
     def task(self) -> Task:
         """The :class:`Task` this entry adds."""
@@ -67,10 +89,24 @@ def random_labels(num_classes: int, seed: int, name: str) -> LabelFn:
     return fn
 
 
+def coarse_labels(of: str, by: int) -> LabelFn:
+    """Task ``of``'s labels integer-divided by ``by`` (digits 0-9 by 2: five classes)."""
+    if by < 1:
+        raise ValueError(f"coarse labels of {of!r} need by >= 1, got {by}")
+
+    def fn(split: str, targets: Mapping[str, Tensor], index: Tensor) -> Tensor:
+        return torch.div(targets[of], by, rounding_mode="floor")
+
+    return fn
+
+
 def resolve_label_fn(entry: ExtraTask, seed: int) -> LabelFn:
-    """The label function of ``entry``: random labels, or the function at its import path."""
+    """The label function of ``entry``: random labels, coarse labels, or the function at its
+    import path."""
     if entry.labels == "random":
         return random_labels(entry.classes, seed, entry.name)
+    if entry.labels == "coarse":
+        return coarse_labels(entry.of, entry.by)
     module_name, _, attr = entry.labels.partition(":")
     try:
         fn = getattr(importlib.import_module(module_name), attr)
@@ -86,6 +122,7 @@ def resolve_label_fn(entry: ExtraTask, seed: int) -> LabelFn:
 
 def with_tasks(data: MultiTaskData, new: Sequence[tuple[Task, LabelFn]]) -> SharedInputData:
     """``data`` plus the tasks in ``new``, labelled by their functions; inputs are shared.
+    A function sees the labels of the data's tasks and of the new tasks before it.
 
     Raises:
         ValueError: ``data`` does not share inputs across tasks, a name is taken, or a label
@@ -104,7 +141,7 @@ def with_tasks(data: MultiTaskData, new: Sequence[tuple[Task, LabelFn]]) -> Shar
         names.append(task.name)
         for split in SPLITS:
             n = len(data.inputs[split])
-            y = torch.as_tensor(fn(split, data.targets[split], torch.arange(n)))
+            y = torch.as_tensor(fn(split, targets[split], torch.arange(n)))
             if y.shape != (n,):
                 raise ValueError(
                     f"task {task.name!r}, split {split}: labels have shape {tuple(y.shape)}, "

@@ -9,8 +9,10 @@ row per task, in ``.jac``); ``torchjd.autojac.jac_to_grad`` then turns it into t
 :class:`~alphavil.models.MultiHeadModel`) keeps the encoder's output of the training forward pass.
 
 The epoch record holds each task's mean weight in the aggregate (``aggregation_weights``).
-With data whose batches hold a single task (text data), the Jacobian has one row and every
-aggregator but Nash-MTL returns that task's gradient (Nash-MTL refuses such batches).
+On a stream of one-task batches (separate examples, ``data.stream = "interleaved"``) the
+Jacobian would have one row and every aggregator would return that task's gradient, so the loop
+refuses that stream (``needs_all_tasks_per_step``); ``data.stream = "joint"`` gives every step a
+batch of every task.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class Aggregated(BatchMethod):
     """Base of the TorchJD wrappers: :meth:`make` builds the aggregator."""
 
     data_parallel = False  # per-rank Jacobians are not combined across ranks yet
+    needs_all_tasks_per_step = True  # one task per step: a one-row Jacobian, plain SGD
 
     def __init__(self, loop: Trainer) -> None:
         super().__init__(loop)

@@ -26,6 +26,10 @@ class Method:
     # whether it runs under torchrun (data parallel); methods with their own learnt state that
     # is updated per batch say False until that state is synchronised across ranks
     data_parallel = True
+    # whether it combines per-task gradients of one step (aggregators, GradNorm, gradient
+    # similarity): then every step must hold every task, and the loop refuses data whose stream
+    # gives each step one task (separate examples, ``data.stream = "interleaved"``)
+    needs_all_tasks_per_step = False
 
     def __init__(self, loop: Trainer) -> None:
         self.loop = loop

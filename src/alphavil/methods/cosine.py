@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from torch import Tensor, nn
 
 from alphavil.config import choice
-from alphavil.data.batching import SeparateInputData
 from alphavil.methods.base import BatchMethod
 from alphavil.methods.gradients import (
     Grads,
@@ -80,19 +79,22 @@ class Cosine(BatchMethod):
     """Du et al. 2018: per batch, an auxiliary gradient is added on the shared parameters only
     where it points the target's way (``[cosine]`` options). Costs one backward pass per task.
 
-    With one-task batches (:class:`SeparateInputData`) the reference is the target's gradient
-    from its most recent batch (kept in the state); auxiliary batches before the first are
-    skipped. ``train_loss`` is the mean of the task losses, as multitask reports it; the update
-    sums the gradients (the paper's), so use about 1/T of multitask's learning rate.
+    The training loop gives it steps holding every task (shared inputs, or
+    ``data.stream = "joint"``); called directly with one-task batches, the reference is the
+    target's gradient from its most recent batch (kept in the state) and auxiliary batches
+    before the first are skipped. ``train_loss`` is the mean of the task losses, as multitask
+    reports it; the update sums the gradients (the paper's), so use about 1/T of multitask's
+    learning rate.
     """
 
     data_parallel = False  # per-task gradients are combined non-linearly, per rank
+    needs_all_tasks_per_step = True  # compares the target's gradient with each auxiliary one
 
     def __init__(self, loop: Trainer) -> None:
         super().__init__(loop)
         self.opts: CosineConfig = loop.cfg.extra.get("cosine") or CosineConfig()
         self.aux = [t for t in loop.tasks if t != loop.target]
-        self.keep_reference = isinstance(loop.data, SeparateInputData)
+        self.keep_reference = not getattr(loop.data, "all_tasks_per_step", True)
         self.reference: Grads | None = None
         self.stats: dict[str, list[float]] = {}
         self.loop.weights = dict.fromkeys(loop.tasks, 1.0)

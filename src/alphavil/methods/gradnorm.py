@@ -15,8 +15,9 @@ synthetic tasks). Not in the paper: before renormalising, the weights are clampe
 ``weight_floor`` so that a large step can never make one zero or negative. L_t(0) is each task's
 loss on the first batch that holds it. W defaults to the parameters of the last module (in
 registration order) of ``model.encoder`` that has any; ``[gradnorm] layer`` names another one.
-Balancing needs batches that hold several tasks: on single-task batches (text data) r_t = 1, the
-target is G_t itself and the weights do not move.
+Balancing needs steps that hold every task: on single-task batches r_t = 1, the target is G_t
+itself and the weights do not move, so the loop refuses a stream of one-task steps
+(``data.stream = "joint"`` gives separate-example data a batch of every task per step).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class GradNorm(BatchMethod):
     """
 
     data_parallel = False  # own per-batch state, not yet synchronised across ranks
+    needs_all_tasks_per_step = True  # balancing compares the tasks of one step
 
     def __init__(self, loop: Trainer) -> None:
         super().__init__(loop)

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from torch import Tensor
 
 from alphavil.config import bounded
-from alphavil.data.batching import SeparateInputData
 from alphavil.methods.base import BatchMethod
 from alphavil.methods.gradients import (
     Grads,
@@ -55,14 +54,16 @@ class OLAux(BatchMethod):
     """Auxiliary weights learnt online by gradient descent on the target loss' decrease
     (``[olaux]`` options). Costs one backward pass per task per batch.
 
-    The target's weight stays 1. With one-task batches (:class:`SeparateInputData`) an
-    auxiliary batch's inner product is taken with the target's gradient from its most recent
-    batch (kept in the state); auxiliary batches before the first contribute no inner product.
+    The target's weight stays 1. The training loop gives it steps holding every task (shared
+    inputs, or ``data.stream = "joint"``); called directly with one-task batches, an auxiliary
+    batch's inner product is taken with the target's gradient from its most recent batch (kept
+    in the state) and auxiliary batches before the first contribute no inner product.
     ``train_loss`` is the mean of the task losses, as multitask reports it; the update uses their
     weighted **sum** (the paper's), so use about 1/T of multitask's learning rate.
     """
 
     data_parallel = False  # per-task gradients are combined non-linearly, per rank
+    needs_all_tasks_per_step = True  # compares the target's gradient with each auxiliary one
 
     def __init__(self, loop: Trainer) -> None:
         super().__init__(loop)
@@ -72,7 +73,7 @@ class OLAux(BatchMethod):
         self.sums = dict.fromkeys(self.aux, 0.0)  # α Σ_j ⟨∇L_target, ∇L_t⟩ in this horizon
         self.steps = 0  # batches seen (the horizon runs across epochs)
         self.updates = 0  # weight updates in the current epoch
-        self.keep_reference = isinstance(loop.data, SeparateInputData)
+        self.keep_reference = not getattr(loop.data, "all_tasks_per_step", True)
         self.reference: Grads | None = None
         self._publish()
 
