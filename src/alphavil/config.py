@@ -432,6 +432,11 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
     methods = (*method_names(), *POPULATION_METHODS)
     if method not in methods:
         raise ConfigError(f"train.method: {method!r} is not one of {', '.join(methods)}")
+    if cfg.budget is not None and method in POPULATION_METHODS:
+        raise ConfigError(
+            f"train.method = {method!r} needs every example labelled for every task; "
+            "it does not run under a label budget (remove [data.budget])"
+        )
     if method in POPULATION_METHODS and "mt2o" not in cfg.extra and _section_class("mt2o"):
         cfg.extra["mt2o"] = SECTIONS["mt2o"]()
     section = options_section(method)
@@ -459,11 +464,6 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
     if (has_target(method) or cfg.budget is not None) and cfg.train.target not in tasks:
         raise ConfigError(
             f"train.target: {cfg.train.target!r} is not a task; tasks: {', '.join(tasks)}"
-        )
-    if cfg.budget is not None and method in POPULATION_METHODS:
-        raise ConfigError(
-            f"train.method = {method!r} needs every example labelled for every task; "
-            "it does not run under a label budget (remove [data.budget])"
         )
     return cfg
 

@@ -20,7 +20,7 @@ from alphavil.data.derived import add_extra_tasks
 from alphavil.datasets import build_model, get_dataset
 from alphavil.progress import Progress
 from alphavil.runs import MARKER, STATE_FILE, RunWriter, load_checkpoint, read_json
-from alphavil.training import Trainer
+from alphavil.training import Trainer, check_stream
 
 
 class RunExistsError(FileExistsError):
@@ -175,6 +175,8 @@ def _execute(
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     data, make_model = load_data(cfg)  # before touching the folder: bad data leaves no trace
+    if cfg.train.method not in POPULATION_METHODS:
+        check_stream(cfg.train.method, data, list(cfg.train.tasks) or [t.name for t in data.tasks])
     main = dist.is_main()  # rank 0 alone writes the run directory
     dist.barrier()  # every rank has checked the folder before rank 0 changes it
     if state is None and main:

@@ -82,24 +82,9 @@ class Trainer:
             )
         self.method: Method = method_class(self)
         self.trained = self.method.trained_tasks()
-        self._check_stream(method_class)
+        check_stream(tc.method, self.data, self.trained)
         self.optimizer = build_optimizer(tc.optimizer, self.model.parameters())
         self.task_optimizers: dict[str, torch.optim.Optimizer] = {}
-
-    def _check_stream(self, method_class: type) -> None:
-        """Refuse a method that combines per-task gradients on a stream of one-task steps."""
-        needs_all = getattr(method_class, "needs_all_tasks_per_step", False)
-        if needs_all and len(self.trained) > 1 and not self.data.all_tasks_per_step:
-            raise ConfigError(
-                f"train.method = {self.method_name!r} combines per-task gradients, but this "
-                "data's tasks have their own examples and its stream gives each step one task; "
-                'set data.stream = "joint" (a batch of every task per step)'
-            )
-        joint = getattr(self.data, "stream", "") == "joint"
-        if joint and dist.world_size() > 1:
-            raise ConfigError(
-                'data.stream = "joint" does not run data parallel yet; launch without torchrun'
-            )
 
     # ----------------------------------------------------------------------------- steps
     def inputs(self, batch: Batch) -> tuple[Any, dict[str, Tensor]]:
@@ -417,6 +402,23 @@ class Trainer:
             if self.run and test[t].probs is not None:
                 probs = test[t].probs
                 self.run.save_array(f"test_probs_{t}.npy", probs)
+
+
+def check_stream(method: str, data: MultiTaskData, tasks: list[str]) -> None:
+    """Refuse to train ``tasks`` with ``method`` on ``data`` when its steps would not mean what
+    the method says: a method that combines per-task gradients (``needs_all_tasks_per_step``)
+    on a stream of one-task steps, or a joint stream under torchrun."""
+    needs_all = getattr(get_method(method), "needs_all_tasks_per_step", False)
+    if needs_all and len(tasks) > 1 and not data.all_tasks_per_step:
+        raise ConfigError(
+            f"train.method = {method!r} combines per-task gradients, but this data's tasks have "
+            "their own examples and its stream gives each step one task; set "
+            'data.stream = "joint" (a batch of every task per step)'
+        )
+    if getattr(data, "stream", "") == "joint" and dist.world_size() > 1:
+        raise ConfigError(
+            'data.stream = "joint" does not run data parallel yet; launch it without torchrun'
+        )
 
 
 def _selection_score(score: TaskScore) -> float:

@@ -100,7 +100,11 @@ def test_with_tasks_checks_labels_and_layout() -> None:
     [
         ("data.extra_tasks=[{labels='random'}]", r"data\.extra_tasks\[0\]: needs a name"),
         ("data.extra_tasks=[{name='n', classes=1}]", ">= 2 classes"),
-        ("data.extra_tasks=[{name='n', labels='nope'}]", 'use "random" or an import path'),
+        ("data.extra_tasks=[{name='n', labels='nope'}]", 'use "random", "coarse" or an import'),
+        ("data.extra_tasks=[{name='n', labels='coarse', of='mian'}]", r"\[0\]\.of: 'mian' is not"),
+        ("data.extra_tasks=[{name='n', labels='coarse'}]", r"\[0\]\.of: '' is not a task"),
+        ("data.extra_tasks=[{name='n', labels='coarse', of='main', by=0}]", "by: must be >= 1"),
+        ("data.extra_tasks=[{name='n', of='main'}]", 'of and by are for labels = "coarse"'),
         ("data.extra_tasks=[{name='main'}]", r"\['main'\] already exist"),
         ("data.extra_tasks=[{name='n', colour=1}]", "unknown key 'data.extra_tasks\\[0\\].colour'"),
         ("data.extra_tasks='x'", "expected a list of tables"),
