@@ -119,7 +119,7 @@ def test_they_refuse_a_stream_of_one_task_steps_before_making_a_folder(
     tmp_path: Path, method: str
 ) -> None:
     cfg = toy_config(tmp_path, *BUDGET, f"train.method={method}", "data.stream=interleaved")
-    with pytest.raises(ConfigError, match='set data.stream = "joint"') as err:
+    with pytest.raises(ConfigError, match=r'set data\.stream = "joint"') as err:
         execute(cfg, tmp_path / "run", show_progress=False)
     assert "\n" not in str(err.value) and not (tmp_path / "run").exists()
 

@@ -55,7 +55,7 @@ def test_a_smaller_task_cycles_through_fresh_orders() -> None:
     steps = _steps(_data())
     a = [_own(s, "a") for s in steps]  # 10 examples: batches of 4, 4, 2, then a new order
     assert [len(b) for b in a] == [4, 4, 2, 4, 4, 2, 4]
-    first, second = sum(a[:3], []), sum(a[3:6], [])
+    first, second = [v for b in a[:3] for v in b], [v for b in a[3:6] for v in b]
     assert sorted(first) == sorted(second) == list(range(10))
     assert first != second  # reshuffled
     c = [_own(s, "c") for s in steps]  # 4 examples: one full batch per pass of its own

@@ -135,8 +135,10 @@ def test_separate_example_data_keeps_each_tasks_own_examples() -> None:
         (["data.budget.target=10", "data.budget.colour=1"], r"unknown key 'data\.budget\.colour'"),
         (["data.budget=5"], r"^data\.budget: expected a table"),
         (["data.budget.target=10", "train.method=mt2o"], "does not run under a label budget"),
-        (["data.budget.target=10", "train.method=multitask", "train.target=nope"], "'nope' is not a task"),
-        (["data.stream=sideways"], r"^data\.stream: 'sideways' is not one of auto, joint, interleaved$"),
+        (["data.budget.target=10", "train.method=multitask", "train.target=nope"],
+         "'nope' is not a task"),
+        (["data.stream=sideways"],
+         r"^data\.stream: 'sideways' is not one of auto, joint, interleaved$"),
     ],
 )  # fmt: skip
 def test_bad_budgets_are_one_line_config_errors(
@@ -150,8 +152,10 @@ def test_bad_budgets_are_one_line_config_errors(
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["data.budget.target=500", "data.budget.aux=100"], r"500 \+ 100 \+ 100, but the data has 512"),
-        (["data.budget.target=500", "data.budget.dev=12"], r"500 \+ 12 \+ the rest \(0\), but the data has 512"),
+        (["data.budget.target=500", "data.budget.aux=100"],
+         r"500 \+ 100 \+ 100, but the data has 512"),
+        (["data.budget.target=500", "data.budget.dev=12"],
+         r"500 \+ 12 \+ the rest \(0\), but the data has 512"),
         (["data.stream=interleaved"], "only \"joint\" \\(or \"auto\"\\) applies"),
     ],
 )  # fmt: skip
@@ -165,8 +169,12 @@ def test_budgets_the_data_cannot_hold_are_one_line_errors(
 
 @pytest.mark.parametrize(
     "override",
-    ["data.budget.target=0", "data.budget.target=600", "data.extra_tasks=[{name='c', labels='coarse', of='x'}]"],
-)  # fmt: skip
+    [
+        "data.budget.target=0",
+        "data.budget.target=600",
+        "data.extra_tasks=[{name='c', labels='coarse', of='x'}]",
+    ],
+)
 def test_the_cli_exits_2_with_one_line(
     tmp_path: Path, override: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
