@@ -54,6 +54,8 @@ def load_data(cfg: RunConfig) -> tuple[MultiTaskData, Callable[[], nn.Module]]:
     if cfg.budget is not None:
         stream = "joint" if cfg.stream == "auto" else cfg.stream
         budget_seed = cfg.budget.seed if cfg.budget.seed >= 0 else seed
+        if cfg.budget.draw == "train_seed":
+            budget_seed = cfg.train.seed
         data = apply_budget(data, cfg.budget, cfg.train.target, budget_seed, stream)
     elif cfg.stream != "auto":
         data = with_stream(data, cfg.stream)

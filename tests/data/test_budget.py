@@ -84,6 +84,14 @@ def test_pools_depend_on_the_data_seed_only(tmp_path: Path) -> None:
     assert _pools(tmp_path, "data.budget.seed=5") != base
 
 
+def test_draw_by_train_seed_pairs_methods_and_varies_with_the_seed(tmp_path: Path) -> None:
+    draw = "data.budget.draw=train_seed"
+    base = _pools(tmp_path, draw, "train.seed=3")
+    assert _pools(tmp_path, draw, "train.seed=3", "train.method=upgrad") == base
+    assert _pools(tmp_path, draw, "train.seed=4") != base
+    assert _pools(tmp_path, draw, "train.seed=3") != _pools(tmp_path, "train.seed=3")
+
+
 def test_random_and_coarse_tasks_are_labelled_on_the_pool(tmp_path: Path) -> None:
     extra = "data.extra_tasks=[{name='junk', labels='random', classes=4}, " \
         "{name='coarse', labels='coarse', of='junk', by=2}]"  # fmt: skip
@@ -195,7 +203,9 @@ def test_the_cli_exits_2_with_one_line(
 
 def test_config_json_records_the_budget_and_omits_it_otherwise(tmp_path: Path) -> None:
     cfg = toy_config(tmp_path, *BUDGET)
-    assert cfg.to_dict()["data"]["budget"] == {"target": 40, "dev": 10, "aux": 100, "seed": -1}
+    assert cfg.to_dict()["data"]["budget"] == {
+        "target": 40, "dev": 10, "aux": 100, "seed": -1, "draw": "data_seed"
+    }  # fmt: skip
     plain = toy_config(tmp_path).to_dict()["data"]
     assert "budget" not in plain and "stream" not in plain
     noise = toy_config(tmp_path, "data.extra_tasks=[{name='n', labels='random'}]")

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from alphavil.config import ConfigError, bounded
+from alphavil.config import ConfigError, bounded, choice
 from alphavil.data.batching import MultiTaskData, SeparateInputData, SharedInputData
 
 _KEY = 0xB0D6E7  # keeps the budget's permutation apart from other draws of the same data seed
@@ -40,6 +40,10 @@ class Budget:
     dev: int = bounded(0, 0)  # M: target dev examples; 0 = N // 5
     aux: int = bounded(0, 0)  # auxiliary-pool examples; 0 = all the rest
     seed: int = bounded(-1, -1, 2**32 - 1)  # -1 = the dataset's data_seed (0 without one)
+    # "train_seed": draw the pools from train.seed instead, so that every training seed of a
+    # sweep is also a fresh draw of the labelled examples (paired across methods); the
+    # few-label study runs this way because at N = 1,000 the draw moves accuracy by points
+    draw: str = choice("data_seed", "data_seed", "train_seed")
 
     def dev_size(self) -> int:
         """M, the target's dev examples."""
