@@ -20,8 +20,9 @@ over its tasks (``aux_loss = "sum"``, the paper's joint objective) or their mean
 dev score (the best of the pruning epochs with ``restore_best``, else the last). These epochs
 count in ``train.epochs``: each costs one training pass per auxiliary task. They are not thrown
 away: the pairs are merged like any interval (λ search included), and the main branches start
-from that merge. Pruning only runs when a branch needs a ranking (some 0 < k < #auxiliaries);
-otherwise, and with ``prune_epochs = 0``, the auxiliaries keep the order of ``train.tasks``.
+from that merge (with fresh optimisers; the pairs' are dropped). Pruning only runs when a
+branch needs a ranking (some 0 < k < #auxiliaries); otherwise, and with ``prune_epochs = 0``, the
+auxiliaries keep the order of ``train.tasks``.
 
 **An epoch** (one loop epoch) trains every branch for one pass over its tasks' data
 (``train.train_fraction``) with ``loop.train_steps``, and scores each on the target's dev split.
