@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,12 @@ from alphavil.methods.forkmerge import (
     greedy_lambdas,
     merge_states,
     resolve_branches,
+    score_key,
 )
 from alphavil.models.multihead import MultiHeadModel
 from alphavil.runner import execute, load_data
 from alphavil.runs import load_checkpoint, read_jsonl
-from alphavil.training import Trainer
+from alphavil.training import TaskScore, Trainer
 from tests.helpers import assert_resumes_bit_identical, toy_config
 
 GRID = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
@@ -87,6 +89,14 @@ def test_branches_resolve_minus_one_clip_and_deduplicate() -> None:
     assert resolve_branches([0, 1, -1], 1) == [0, 1]
     assert resolve_branches([0, 1, -1], 0) == [0]  # one task: single-task training
     assert resolve_branches([5, 3, -1], 2) == [2]
+
+
+def test_score_keys_rank_by_accuracy_then_loss_or_by_loss() -> None:
+    assert score_key(TaskScore(0.3, 0.9, 10), "accuracy") == (0.9, -0.3)
+    assert score_key(TaskScore(0.3, 0.9, 10), "loss") == (-0.3,)
+    assert score_key(TaskScore(0.3, None, 10), "accuracy") == (-0.3, -0.3)  # regression
+    assert score_key(TaskScore(float("nan"), 0.5, 10), "accuracy") == (0.5, -math.inf)
+    assert (0.9, -0.2) > (0.9, -0.3) > (0.8, -0.1)  # ties in accuracy: the lower loss wins
 
 
 def _fit(tmp_path: Path, *overrides: str, model: nn.Module | None = None) -> Trainer:
@@ -184,6 +194,14 @@ def test_one_task_is_single_task_training(tmp_path: Path) -> None:
     assert [list(r["branches"]) for r in b] == [["main"]] * 3
     ma, mb = (load_checkpoint(tmp_path / n / "state.pt")["model"] for n in ("single", "fm"))
     assert all(torch.equal(ma[k], mb[k]) for k in ma)
+    # with restore_best the one branch goes back to its interval's best state at each merge
+    best = toy_config(tmp_path, "train.method=forkmerge", *common, "forkmerge.merge_every=2")
+    execute(best, tmp_path / "best", show_progress=False)
+    recs = read_jsonl(tmp_path / "best" / "metrics.jsonl")
+    assert [r["merge"]["dev_passes"] for r in recs if "merge" in r] == [0, 0]  # epochs 2, 3
+    assert recs[1]["dev"]["main"] == max(
+        (r["branches"]["main"]["dev"] for r in recs[:2]), key=lambda d: (d["accuracy"], -d["loss"])
+    )
 
 
 @pytest.mark.parametrize(
