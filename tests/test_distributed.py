@@ -26,7 +26,9 @@ def _torchrun(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[st
     (tmp_path / "empty.toml").write_text("")
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
     cmd = [*launch, "-m", "alphavil.cli", "run", str(tmp_path / "empty.toml"), *COMMON, *overrides]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    # this checkout's code, not whichever alphavil the environment has installed
+    path = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -36,8 +38,13 @@ def _records(path: Path) -> list[dict]:  # type: ignore[type-arg]
 
 @pytest.mark.parametrize(
     ("method", "extra"),
-    [("multitask", ""), ("alphavil", ""), ("alphavil", "alphavil.parallel_deltas=true")],
-    ids=["multitask", "alphavil", "alphavil-task-parallel"],
+    [
+        ("multitask", ""),
+        ("alphavil", ""),
+        ("alphavil", "alphavil.parallel_deltas=true"),
+        ("forkmerge", "forkmerge.merge_every=1"),
+    ],
+    ids=["multitask", "alphavil", "alphavil-task-parallel", "forkmerge"],
 )
 def test_two_ranks_match_one_process(tmp_path: Path, method: str, extra: str) -> None:
     more = [extra] if extra else []

@@ -30,6 +30,7 @@ REGISTRY: dict[str, str] = {
     "cosine": "alphavil.methods.cosine:Cosine",  # Du et al. 2018
     "olaux": "alphavil.methods.olaux:OLAux",  # Lin et al. 2019
     "autolambda": "alphavil.methods.autolambda:AutoLambda",  # Liu et al. 2022
+    "forkmerge": "alphavil.methods.forkmerge:ForkMerge",  # Jiang et al. 2023
 }
 
 # config section -> "module:ConfigDataclass" for methods with their own options table
@@ -40,6 +41,7 @@ SECTIONS: dict[str, str] = {
     "cosine": "alphavil.methods.cosine:CosineConfig",
     "olaux": "alphavil.methods.olaux:OLAuxConfig",
     "autolambda": "alphavil.methods.autolambda:AutoLambdaConfig",
+    "forkmerge": "alphavil.methods.forkmerge:ForkMergeConfig",
 }
 
 
