@@ -64,8 +64,7 @@ def test_every_method_trains_under_a_budget_reading_only_the_small_dev(
     assert (best["dev_accuracy"] * DEV) == pytest.approx(round(best["dev_accuracy"] * DEV))
     for record in read_jsonl(tmp_path / "run" / "metrics.jsonl"):
         assert list(record["dev"]) == ["main"]
-        trained = ["main"] if method == "single" else ["main", "helper", "noise"]
-        assert list(record["test"]) == trained
+        assert list(record["test"]) == ["main"]  # no snapshot for the others: no test pass
 
 
 @pytest.mark.parametrize("method", sorted(POPULATION_METHODS))

@@ -337,7 +337,9 @@ class Trainer:
                 ]
                 if bad:
                     raise NonFiniteLossError(f"dev loss of {bad} is not finite after epoch {epoch}")
-                test = self.evaluate("test", self.trained, keep_probs=tc.save_predictions)
+                # tasks without dev data (auxiliary tasks under a label budget) get no best
+                # snapshot, so their test score would never be read: not evaluated
+                test = self.evaluate("test", self.dev_tasks(), keep_probs=tc.save_predictions)
                 self.method.after_evaluation(dev)
                 self._bookkeep(epoch, dev, test)
                 record = {
