@@ -15,8 +15,9 @@ import torch
 from torch import Tensor
 
 from alphavil import distributed as dist
-from alphavil.alpha import fit_alpha, target_loss_and_grad, target_loss_value
+from alphavil.alpha import AlphaFit, fit_alpha, target_loss_and_grad, target_loss_value
 from alphavil.alpha_exact import (
+    finite_or_inf,
     grid_check,
     solve_alpha,
     solve_alpha_newton,
@@ -89,6 +90,37 @@ class AlphaVIL(Method):
             )
         ]
 
+    def non_finite_cause(self, fit: AlphaFit, value: Any, deltas: dict[str, Tensor]) -> str:
+        """The error message for an α fit whose returned α or objective is not finite, naming
+        the cause: θ itself (α = 0), a task update, or the paper's α steps."""
+        av, tasks = self.loop.cfg.alphavil, self.loop.tasks
+        lr = f"train.optimizer.lr = {self.loop.cfg.train.optimizer.get('lr')}"
+        head = f"alpha fit: the target's dev loss is {fit.final_loss} at alpha {fit.alphas.tolist()}"
+        at_theta = value(torch.zeros(len(tasks), dtype=torch.float64))
+        if not math.isfinite(at_theta):
+            return (
+                f"{head} and {at_theta} at alpha = 0, the model before this epoch's updates: "
+                f"training diverged earlier; lower the learning rate ({lr})"
+            )
+        sizes = norms(deltas).tolist()
+        bad = [t for t, n in zip(tasks, sizes, strict=True) if not math.isfinite(n)]
+        if bad:
+            return f"{head}: the update of {bad} is not finite; lower the learning rate ({lr})"
+        if av.alpha_solver == "sgd":
+            return (
+                f"{head} (finite at alpha = 0): the alpha steps diverged; lower "
+                f"alphavil.optimizer.lr (= {av.optimizer.get('lr')})"
+            )
+        return f"{head} (finite at alpha = 0, which the {av.alpha_solver} fit did not return)"
+
+    def reset_rejected(self, alphas: Tensor) -> None:
+        """Forget the optimiser state (e.g. momentum) of every task whose update the fit rejected
+        (α_t <= 0): it follows an update that was not applied, and would push the task's next
+        update along it. A fresh optimiser is built at the task's next update."""
+        for t, a in zip(self.loop.tasks, alphas.tolist(), strict=True):
+            if a <= 0:
+                self.loop.task_optimizers.pop(t, None)
+
     def epoch(self) -> dict[str, Any]:
         """Algorithm 1, one epoch.
 
@@ -119,9 +151,8 @@ class AlphaVIL(Method):
                 steps=av.steps,
                 optimizer=lambda p: build_optimizer(av.optimizer, p),
                 init=init,
+                value=value,
             )
-            fit.final_loss = value(fit.alphas)  # one forward pass: what the steps achieved
-            fit.forward_passes += 1
         elif av.alpha_solver == "lbfgs":
             fit = solve_alpha(
                 value_and_grad,
@@ -138,11 +169,8 @@ class AlphaVIL(Method):
                 tol=av.solver_tol,
                 max_passes=av.solver_passes,
             )
-        if not torch.isfinite(fit.alphas).all() or not all(map(math.isfinite, fit.losses)):
-            raise NonFiniteLossError(
-                f"alpha fit diverged (alpha {fit.alphas.tolist()}, dev losses {fit.losses}); "
-                f"lower alphavil.optimizer.lr (= {av.optimizer.get('lr')})"
-            )
+        if not torch.isfinite(fit.alphas).all() or not math.isfinite(finite_or_inf(fit.final_loss)):
+            raise NonFiniteLossError(self.non_finite_cause(fit, value, deltas))
         info: dict[str, Any] = {}
         if av.grid_points:
             grid_alpha, grid_loss = grid_check(value, n, av.grid_points, *av.grid_range)
@@ -153,6 +181,7 @@ class AlphaVIL(Method):
                 "gap": float(fit.final_loss) - grid_loss if fit.final_loss is not None else None,
             }
         restore(self.loop.model, mix(theta, deltas, fit.alphas))
+        self.reset_rejected(fit.alphas)
         old = torch.tensor([self.loop.weights[t] for t in self.loop.tasks], dtype=torch.float64)
         alphas = fit.alphas.double()
         if av.weight_rule == "additive":
