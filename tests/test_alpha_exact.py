@@ -322,6 +322,6 @@ def test_lbfgs_does_not_stop_at_a_small_gradient_far_from_the_minimum() -> None:
     """A shallow objective (|∂L/∂α|² < tol at the start) is still minimised: ``tol`` bounds the
     objective's change, not the gradient (torch's tolerance_change also thresholds g·d)."""
     vg, _, _ = _nan_where(lambda a: False, lambda a: 1e-4 * ((a - 2.0) ** 2).sum())
-    fit = solve_alpha(vg, [torch.zeros(2, dtype=torch.float64)], tol=1e-9)
+    fit = solve_alpha(vg, [torch.zeros(2, dtype=torch.float64)], tol=1e-6)  # g·d = -3.2e-7
     assert fit.passes > 1
-    torch.testing.assert_close(fit.alphas, torch.full((2,), 2.0, dtype=torch.float64), atol=1e-3, rtol=0)
+    torch.testing.assert_close(fit.alphas, torch.full((2,), 2.0, dtype=torch.float64), atol=1e-2, rtol=0)
