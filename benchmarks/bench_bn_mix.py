@@ -11,16 +11,21 @@ evaluated with its *recomputed* statistics (a pass over the training subset in t
 cumulative average; the ideal, at one extra data pass per α):
 
 * ``additive``: θ + Σ α δ for the statistics too (the paper's rule read literally);
-* ``log-var``: means additively, variances in log space, θ_v · Π_t (v_t / θ_v)^α_t (the library's
-  rule): positive, smooth in α, θ's at α = 0 and task t's at α = e_t;
+* ``log-var``: means additively, variances in log space, θ_v · Π_t (v_t / θ_v)^α_t: positive,
+  smooth in α, θ's at α = 0 and task t's at α = e_t;
 * ``convex``: both statistics as the convex combination Σ_t w_t s_t with w = α⁺ / Σ α⁺ (θ's when
-  no α is positive); not smooth at α_t = 0 and discontinuous at α = 0;
+  no α is positive); discontinuous at α = 0;
+* ``convex-theta``: θ_s + Σ_t w_t δ_t with w = α⁺ / max(1, Σ α⁺), a convex combination of θ's and
+  the tasks' statistics, continuous in α (the library's rule, :func:`alphavil.deltas.mix`);
+* ``add-mean``: means additively, variances as ``convex-theta``;
 * ``theta``: θ's statistics, not mixed.
 
-Prints per epoch and rule the mean and max |L_rule − L_recomputed| over the α points and how many
-are not finite. The run continues with the α of the grid's best point under ``log-var``.
+Prints per epoch and rule the mean and max |L_rule − L_recomputed| over the α points, how many are
+not finite, and the recomputed-statistics loss at the rule's best grid point (next to the best
+recomputed loss over the grid). The run continues with the library's mix at the α of the grid's
+best point under ``convex-theta``.
 
-    python benchmarks/bench_bn_mix.py                 # 4 epochs, 3000 train, 5^3 grid (~2 min CPU)
+    python benchmarks/bench_bn_mix.py --epochs 3 --grid 4   # 3000 train; ~15 min on 1 busy core
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from torch.func import functional_call
 
 from alphavil.config import load_config
 from alphavil.datasets import get_dataset
-from alphavil.deltas import delta, restore, snapshot, stack_deltas
+from alphavil.deltas import delta, mix, restore, snapshot, stack_deltas
 from alphavil.models.multihead import MultiHeadModel
 from alphavil.tasks import Task
 
@@ -67,9 +72,7 @@ def mix_rule(rule: str, theta: dict[str, Tensor], deltas: dict[str, Tensor], a: 
             out[k] = theta[k] if w is None else torch.tensordot(w.to(d.dtype), theta[k] + d, 1)
         elif rule == "convex-theta" or (rule == "add-mean" and k.endswith("running_var")):
             out[k] = theta[k] + torch.tensordot(wc.to(d.dtype), d, dims=1)
-        elif rule == "add-mean":
-            out[k] = lin
-        elif k.endswith("running_mean"):  # log-var
+        elif rule == "add-mean" or k.endswith("running_mean"):  # add-mean, or log-var's means
             out[k] = lin
         else:
             logs = torch.log((theta[k] + d).clamp_min(1e-30) / theta[k])
@@ -112,8 +115,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.01)
     args = ap.parse_args()
     torch.manual_seed(0)
-    cfg = load_config(None, ["data.name=multimnist", f"data.train_limit={args.train}",
-                             "data.dev_limit=2000", "data.test_limit=10", "train.target=left"])  # fmt: skip
+    limits = [f"data.train_limit={args.train}", "data.dev_limit=2000", "data.test_limit=10"]
+    cfg = load_config(None, ["data.name=multimnist", *limits, "train.target=left"])
     data, _ = get_dataset("multimnist").build(cfg.data)
     x, yl, yr = data.inputs["train"], data.targets["train"]["left"], data.targets["train"]["right"]
     ys = {"left": yl, "right": yr, "noise": torch.randint(0, 10, yl.shape)}
@@ -146,13 +149,14 @@ def main() -> None:
             err = [abs(v - t) for v, t in zip(vals, truth, strict=True) if math.isfinite(v)]
             bad = sum(not math.isfinite(v) for v in vals)
             i = min(range(len(vals)), key=lambda j: vals[j] if math.isfinite(vals[j]) else math.inf)
-            print(f"{epoch:5d} {rule:9s} {sum(err) / len(err):8.4f} {max(err):8.4f} "
-                  f"{bad:4d}/{len(vals)}   {truth[i]:.4f} at {[round(v, 2) for v in points[i].tolist()]}")  # fmt: skip
-            if rule == "log-var":
+            at = [round(v, 2) for v in points[i].tolist()]
+            print(f"{epoch:5d} {rule:12s} {sum(err) / len(err):8.4f} {max(err):8.4f} "
+                  f"{bad:4d}/{len(vals)}   {truth[i]:.4f} at {at}")  # fmt: skip
+            if rule == "convex-theta":
                 chosen = points[i]
         print(f"{epoch:5d} recomputed best {min(truth):.4f}")
         assert chosen is not None
-        restore(model, mix_rule("log-var", theta, deltas, chosen))
+        restore(model, mix(theta, deltas, chosen))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-
 from torch.func import functional_call
 
 from alphavil.alpha import (
@@ -194,7 +193,11 @@ def test_paper_fit_keeps_the_best_finite_alpha_when_the_objective_turns_non_fini
     assert fit.losses[-1] != fit.losses[-1] and len(fit.losses) < 10  # stopped at the NaN
     # the final α (after the last step, never evaluated in the steps) is checked with `value`
     fit = fit_alpha(
-        vg, 2, steps=3, optimizer=lambda p: torch.optim.SGD(p, lr=0.1), value=lambda a: float(vg(a)[0])
+        vg,
+        2,
+        steps=3,
+        optimizer=lambda p: torch.optim.SGD(p, lr=0.1),
+        value=lambda a: float(vg(a)[0]),
     )
     assert fit.final_loss is not None and fit.final_loss == fit.final_loss
     assert fit.final_loss <= fit.start_loss  # type: ignore[operator]

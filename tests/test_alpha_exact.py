@@ -50,7 +50,9 @@ def test_newton_lands_on_the_closed_form_minimiser_of_a_quadratic_in_one_iterati
         return float(vg(a)[0])
 
     expected = torch.linalg.solve(h, b)
-    fit = solve_alpha_newton(vgh, value, [torch.ones(t, dtype=torch.float64)], max_passes=2)  # 1 Hessian + 1 trial pass
+    fit = solve_alpha_newton(
+        vgh, value, [torch.ones(t, dtype=torch.float64)], max_passes=2
+    )  # 1 Hessian + 1 trial pass
     torch.testing.assert_close(fit.alphas, expected, rtol=1e-10, atol=1e-10)
     assert fit.passes == 1 and fit.forward_passes == 1  # one Newton pass, one accepted trial
 
@@ -234,7 +236,11 @@ def test_both_solvers_improve_on_the_start_of_a_batch_norm_problem() -> None:
     assert all(value(s) == value(s) for s in starts)
     lbfgs = solve_alpha(vg, starts, value=value, tol=1e-10, max_passes=60)
     newton = solve_alpha_newton(
-        target_loss_grad_hess(model, theta, deltas, dev, task), value, starts, tol=1e-10, max_passes=60
+        target_loss_grad_hess(model, theta, deltas, dev, task),
+        value,
+        starts,
+        tol=1e-10,
+        max_passes=60,
     )
     for fit in (lbfgs, newton):
         assert fit.final_loss == pytest.approx(value(fit.alphas), rel=1e-9)
@@ -297,7 +303,7 @@ def test_newton_counts_its_trial_forward_passes_against_the_budget() -> None:
     def rosen(a: torch.Tensor) -> torch.Tensor:
         return (1 - a[0]) ** 2 + 100 * (a[1] - a[0] ** 2) ** 2
 
-    vg, vgh, value = _nan_where(lambda a: False, rosen)
+    _, vgh, value = _nan_where(lambda a: False, rosen)
     calls = {"vgh": 0, "value": 0}
 
     def counted_vgh(a: torch.Tensor):  # type: ignore[no-untyped-def]
@@ -324,4 +330,6 @@ def test_lbfgs_does_not_stop_at_a_small_gradient_far_from_the_minimum() -> None:
     vg, _, _ = _nan_where(lambda a: False, lambda a: 1e-4 * ((a - 2.0) ** 2).sum())
     fit = solve_alpha(vg, [torch.zeros(2, dtype=torch.float64)], tol=1e-6)  # g·d = -3.2e-7
     assert fit.passes > 1
-    torch.testing.assert_close(fit.alphas, torch.full((2,), 2.0, dtype=torch.float64), atol=1e-2, rtol=0)
+    torch.testing.assert_close(
+        fit.alphas, torch.full((2,), 2.0, dtype=torch.float64), atol=1e-2, rtol=0
+    )

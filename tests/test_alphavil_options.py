@@ -268,7 +268,9 @@ def test_a_non_finite_probe_does_not_abort_a_run_whose_alpha_is_finite(
     assert len(read_jsonl(tmp_path / "run" / "metrics.jsonl")) == 2
 
 
-def test_a_non_finite_alpha_fit_names_its_cause(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_non_finite_alpha_fit_names_its_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from alphavil.training import NonFiniteLossError
 
     def lost(fit):  # type: ignore[no-untyped-def]
@@ -283,7 +285,9 @@ def test_a_non_finite_alpha_fit_names_its_cause(tmp_path: Path, monkeypatch: pyt
 
 @pytest.mark.parametrize("rule", ["additive", "relative"])
 @pytest.mark.parametrize("solver", ["sgd", "lbfgs", "newton"])
-def test_alphavil_trains_a_batch_norm_cnn_without_nan(tmp_path: Path, solver: str, rule: str) -> None:
+def test_alphavil_trains_a_batch_norm_cnn_without_nan(
+    tmp_path: Path, solver: str, rule: str
+) -> None:
     """A small CNN with batch norm and dropout (an import-path dataset), every solver and weight
     rule: finite throughout, and the α objective never ends above its start."""
     cfg = toy_config(

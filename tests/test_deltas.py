@@ -115,10 +115,19 @@ def test_mix_grad_is_the_exact_alpha_gradient_of_mix() -> None:
     bn = nn.BatchNorm1d(4).double()
     theta = snapshot(bn)
     g = torch.Generator().manual_seed(1)
+    floats = {k: v for k, v in theta.items() if v.is_floating_point()}
     deltas = stack_deltas(
-        [{k: 0.3 * torch.rand(v.shape, generator=g, dtype=torch.float64) - 0.1 for k, v in theta.items() if v.is_floating_point()} for _ in range(3)]  # fmt: skip
+        [
+            {
+                k: 0.3 * torch.rand(v.shape, generator=g, dtype=torch.float64) - 0.1
+                for k, v in floats.items()
+            }
+            for _ in range(3)
+        ]
     )
-    grads = {k: torch.randn(d.shape[1:], generator=g, dtype=torch.float64) for k, d in deltas.items()}
+    grads = {
+        k: torch.randn(d.shape[1:], generator=g, dtype=torch.float64) for k, d in deltas.items()
+    }
     for alpha in ([0.9, 0.4, 0.3], [0.6, -0.3, 0.2], [-0.5, -0.1, -2.0]):
         a = torch.tensor(alpha, dtype=torch.float64, requires_grad=True)
         mixed = mix(theta, deltas, a)

@@ -127,7 +127,8 @@ def test_every_tensor_the_alpha_fit_hands_a_collective_has_a_backend_for_its_dev
 ) -> None:
     """A CUDA run's process group must serve the CPU scalars the α fit sums (NCCL alone refuses
     them: "No backend type associated with device type cpu"). A CPU stand-in for the collective
-    asserts that the group init_from_env creates for CUDA has a backend for every tensor's device."""
+    asserts that the group init_from_env creates for CUDA has a backend for every tensor's
+    device."""
     from alphavil.alpha import target_loss_value
     from alphavil.alpha_exact import target_loss_grad_hess
     from tests.bn_data import bn_problem

@@ -178,7 +178,9 @@ def target_loss(
         point = differentiable_mix(model, theta, deltas, alphas)
         total = torch.zeros((), dtype=alphas.dtype)
         for inputs, targets in batches:
-            out = functional_call(model, with_statistics_gradients(model, point), (inputs, [task.name]))
+            out = functional_call(
+                model, with_statistics_gradients(model, point), (inputs, [task.name])
+            )
             total = total + task.loss_sum(out[task.name], targets[task.name])
         return total / n
 

@@ -13,10 +13,11 @@ objective of :func:`alphavil.alpha.target_loss_and_grad`. Around it:
   plain sum of the updates (α = 1), the target's own update alone and no update (α = 0), and the
   solver starts from the lowest. A harmful task can put θ + Σ δ_t on a chance-level plateau where
   ∂L/∂α ≈ 0 and no local method moves.
-* **Stopping**: when a step lowers the objective by less than ``tol`` (L-BFGS' ``tolerance_change``)
+* **Stopping**: when an iteration lowers the objective by less than ``tol`` or moves α by less,
   or when ``max_passes`` forward+backward passes are spent, whichever comes first.
 * **Safeguard**: the α returned is the best one evaluated, so its objective is never above the
-  objective at the starting point.
+  objective at the starting point. A non-finite objective counts as +∞ (it never wins the
+  ranking or the best-tracking) and stops the solver.
 """
 
 from __future__ import annotations
@@ -231,7 +232,9 @@ def target_loss_grad_hess(
         hess = torch.zeros(n_tasks, n_tasks, dtype=torch.float64)
         with evaluation_mode(model, eval_mode):
             for inputs, targets in my_chunks(chunks):
-                point = with_statistics_gradients(model, differentiable_mix(model, theta, deltas, a))
+                point = with_statistics_gradients(
+                    model, differentiable_mix(model, theta, deltas, a)
+                )
                 out = functional_call(model, point, (inputs, [task.name]))
                 loss = task.loss_sum(out[task.name], targets[task.name]) / n
                 (g,) = torch.autograd.grad(loss, a, create_graph=True)

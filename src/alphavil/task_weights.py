@@ -29,7 +29,7 @@ def update_weights_relative(
     cap: float = 1.0,
     min_scale: float = 1e-3,
 ) -> Tensor:
-    """Line 11 on α relative to the target's: w_t ← clip(w_t + r · (α_t / α_t* − 1), floor, cap · w_t*).
+    """Line 11 on α relative to the target's: w_t ← clip(w_t + r (α_t / α_t* − 1), floor, cap w_t*).
 
     The target's weight never changes (its ratio is 1), so it cannot be drained, and no auxiliary
     weight exceeds ``cap`` times it (``cap = 1``: the target is never outweighed). α_t* is the step
@@ -56,10 +56,8 @@ def update_weights_relative(
         return weights.clone()
     ramp = min(scale / min_scale - 1.0, 1.0)
     w_target = weights[target]
-    if ramp == 1.0:
-        new = weights + alphas / scale - 1.0
-    else:
-        new = weights + ramp * (alphas / scale - 1.0)
+    # full move: the expression of the unramped rule, so its results stay bit-identical
+    new = weights + alphas / scale - 1.0 if ramp == 1.0 else weights + ramp * (alphas / scale - 1.0)
     new = new.clamp(min=floor, max=float(cap * w_target))
     new[target] = w_target
     return new

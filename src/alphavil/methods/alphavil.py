@@ -95,7 +95,9 @@ class AlphaVIL(Method):
         the cause: θ itself (α = 0), a task update, or the paper's α steps."""
         av, tasks = self.loop.cfg.alphavil, self.loop.tasks
         lr = f"train.optimizer.lr = {self.loop.cfg.train.optimizer.get('lr')}"
-        head = f"alpha fit: the target's dev loss is {fit.final_loss} at alpha {fit.alphas.tolist()}"
+        head = (
+            f"alpha fit: the target's dev loss is {fit.final_loss} at alpha {fit.alphas.tolist()}"
+        )
         at_theta = value(torch.zeros(len(tasks), dtype=torch.float64))
         if not math.isfinite(at_theta):
             return (
