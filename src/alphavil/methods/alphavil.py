@@ -174,6 +174,16 @@ class AlphaVIL(Method):
         if not torch.isfinite(fit.alphas).all() or not math.isfinite(finite_or_inf(fit.final_loss)):
             raise NonFiniteLossError(self.non_finite_cause(fit, value, deltas))
         info: dict[str, Any] = {}
+        if not all(map(math.isfinite, fit.losses)):
+            info["warnings"] = [
+                "the alpha fit met a non-finite dev loss (counted as +inf) and returned the best "
+                "finite alpha it evaluated"
+                + (
+                    f"; lower alphavil.optimizer.lr (= {av.optimizer.get('lr')})"
+                    if av.alpha_solver == "sgd"
+                    else ""
+                )
+            ]
         if av.grid_points:
             grid_alpha, grid_loss = grid_check(value, n, av.grid_points, *av.grid_range)
             info["alpha_grid"] = {
@@ -194,10 +204,10 @@ class AlphaVIL(Method):
             )
         self.loop.weights = dict(zip(self.loop.tasks, w.tolist(), strict=True))
         if n > 1 and all_at_floor(w, av.weight_floor):
-            info["warnings"] = [
+            info.setdefault("warnings", []).append(
                 f"every task weight is at the floor {av.weight_floor:g}: normalised they are "
                 "equal, i.e. equal weighting (consider alphavil.weight_rule = 'relative')"
-            ]
+            )
         fit_info: dict[str, Any] = {"passes": fit.passes, "forward_passes": fit.forward_passes}
         if fit.start is not None:
             fit_info["start"] = fit.start.tolist()
