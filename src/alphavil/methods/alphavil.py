@@ -91,17 +91,15 @@ class AlphaVIL(Method):
         ]
 
     def non_finite_cause(self, fit: AlphaFit, value: Any, deltas: dict[str, Tensor]) -> str:
-        """The error message for an α fit whose returned α or objective is not finite, naming
-        the cause: θ itself (α = 0), a task update, or the paper's α steps."""
+        """The error message for a failed α fit, naming the cause: θ itself (α = 0), a task
+        update, or the paper's α steps."""
         av, tasks = self.loop.cfg.alphavil, self.loop.tasks
         lr = f"train.optimizer.lr = {self.loop.cfg.train.optimizer.get('lr')}"
-        head = (
-            f"alpha fit: the target's dev loss is {fit.final_loss} at alpha {fit.alphas.tolist()}"
-        )
+        head = f"alpha fit: the target's dev loss is not finite (dev losses {fit.losses})"
         at_theta = value(torch.zeros(len(tasks), dtype=torch.float64))
         if not math.isfinite(at_theta):
             return (
-                f"{head} and {at_theta} at alpha = 0, the model before this epoch's updates: "
+                f"{head}, {at_theta} at alpha = 0, the model before this epoch's updates: "
                 f"training diverged earlier; lower the learning rate ({lr})"
             )
         sizes = norms(deltas).tolist()
@@ -110,10 +108,20 @@ class AlphaVIL(Method):
             return f"{head}: the update of {bad} is not finite; lower the learning rate ({lr})"
         if av.alpha_solver == "sgd":
             return (
-                f"{head} (finite at alpha = 0): the alpha steps diverged; lower "
+                f"{head} but finite at alpha = 0: the alpha steps diverged; lower "
                 f"alphavil.optimizer.lr (= {av.optimizer.get('lr')})"
             )
-        return f"{head} (finite at alpha = 0, which the {av.alpha_solver} fit did not return)"
+        return f"{head} but finite at alpha = 0, which the {av.alpha_solver} fit did not return"
+
+    def fit_failed(self, fit: AlphaFit) -> bool:
+        """Whether the α fit failed: its α or objective is not finite, or (the paper's fixed
+        steps, whose iterates have no safeguard) a step reached a non-finite objective. The
+        exact solvers' non-finite probes are part of their search and count as +∞."""
+        if not torch.isfinite(fit.alphas).all() or not math.isfinite(finite_or_inf(fit.final_loss)):
+            return True
+        return self.loop.cfg.alphavil.alpha_solver == "sgd" and not all(
+            map(math.isfinite, fit.losses)
+        )
 
     def reset_rejected(self, alphas: Tensor) -> None:
         """Forget the optimiser state (e.g. momentum) of every task whose update the fit rejected
@@ -171,19 +179,9 @@ class AlphaVIL(Method):
                 tol=av.solver_tol,
                 max_passes=av.solver_passes,
             )
-        if not torch.isfinite(fit.alphas).all() or not math.isfinite(finite_or_inf(fit.final_loss)):
+        if self.fit_failed(fit):
             raise NonFiniteLossError(self.non_finite_cause(fit, value, deltas))
         info: dict[str, Any] = {}
-        if not all(map(math.isfinite, fit.losses)):
-            info["warnings"] = [
-                "the alpha fit met a non-finite dev loss (counted as +inf) and returned the best "
-                "finite alpha it evaluated"
-                + (
-                    f"; lower alphavil.optimizer.lr (= {av.optimizer.get('lr')})"
-                    if av.alpha_solver == "sgd"
-                    else ""
-                )
-            ]
         if av.grid_points:
             grid_alpha, grid_loss = grid_check(value, n, av.grid_points, *av.grid_range)
             info["alpha_grid"] = {
