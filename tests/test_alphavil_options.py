@@ -205,3 +205,119 @@ def test_exact_solver_reaches_the_grid_argmin_on_multimnist_epochs_1_to_3(tmp_pa
     execute(cfg, tmp_path / "run", show_progress=False)
     for rec in read_jsonl(tmp_path / "run" / "metrics.jsonl"):
         assert rec["alpha_grid"]["gap"] <= 1e-6, rec["epoch"]  # at or below the grid's best
+
+
+# --------------------------------------------------- batch norm, non-finite probes, state
+def test_relative_rule_is_continuous_where_the_target_scale_crosses_min_scale() -> None:
+    """Just above min_scale the ratios α_t / α_t* are huge: the move is ramped in, so a tiny
+    change of α_t* cannot throw a weight from unchanged to the cap or the floor."""
+    w = torch.tensor([1.0, 0.5, 0.5], dtype=torch.float64)
+    for aux in (0.5, -0.5):
+        below = update_weights_relative(w, torch.tensor([0.999e-3, aux, 0.0]).double(), 0)
+        above = update_weights_relative(w, torch.tensor([1.001e-3, aux, 0.0]).double(), 0)
+        assert torch.equal(below, w)
+        assert float((above - below).abs().max()) < 0.5  # was a jump to 1.0 (cap) / 1e-6 (floor)
+    far = update_weights_relative(w, torch.tensor([0.5, 0.5, 0.0]).double(), 0)
+    torch.testing.assert_close(far, torch.tensor([1.0, 0.5, 1e-6], dtype=torch.float64))
+
+
+def _override_alpha(monkeypatch: pytest.MonkeyPatch, change) -> None:  # type: ignore[no-untyped-def]
+    import alphavil.methods.alphavil as method
+
+    real = method.solve_alpha
+
+    def solve(*args, **kw):  # type: ignore[no-untyped-def]
+        fit = real(*args, **kw)
+        change(fit)
+        return fit
+
+    monkeypatch.setattr(method, "solve_alpha", solve)
+
+
+def test_a_rejected_task_update_leaves_no_optimiser_state_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alphavil.training import Trainer
+
+    def reject_noise(fit):  # type: ignore[no-untyped-def]
+        fit.alphas = torch.tensor([1.0, 0.5, -0.2], dtype=torch.float64)  # main, helper, noise
+
+    _override_alpha(monkeypatch, reject_noise)
+    seen: list[tuple[str, int]] = []
+    real = Trainer.task_optimizer
+
+    def spy(self, task: str, policy: str):  # type: ignore[no-untyped-def]
+        opt = real(self, task, policy)
+        seen.append((task, len(opt.state)))
+        return opt
+
+    monkeypatch.setattr(Trainer, "task_optimizer", spy)
+    cfg = toy_config(tmp_path, "train.method=alphavil", "alphavil.alpha_solver=lbfgs")
+    execute(cfg, tmp_path / "run", show_progress=False)
+    epoch2 = dict(seen[3:6])
+    assert epoch2["main"] > 0 and epoch2["helper"] > 0  # momentum kept
+    assert epoch2["noise"] == 0  # momentum of the rejected update forgotten
+
+
+def test_a_non_finite_probe_does_not_abort_a_run_whose_alpha_is_finite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _override_alpha(monkeypatch, lambda fit: fit.losses.append(float("nan")))
+    cfg = toy_config(tmp_path, "train.method=alphavil", "alphavil.alpha_solver=lbfgs")
+    execute(cfg, tmp_path / "run", show_progress=False)
+    assert len(read_jsonl(tmp_path / "run" / "metrics.jsonl")) == 2
+
+
+def test_a_non_finite_alpha_fit_names_its_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alphavil.training import NonFiniteLossError
+
+    def lost(fit):  # type: ignore[no-untyped-def]
+        fit.final_loss = float("nan")
+
+    _override_alpha(monkeypatch, lost)
+    cfg = toy_config(tmp_path, "train.method=alphavil", "alphavil.alpha_solver=lbfgs")
+    with pytest.raises(NonFiniteLossError, match="finite at alpha = 0") as err:
+        execute(cfg, tmp_path / "run", show_progress=False)
+    assert "alphavil.optimizer.lr" not in str(err.value)  # not the knob of the paper's steps
+
+
+@pytest.mark.parametrize("rule", ["additive", "relative"])
+@pytest.mark.parametrize("solver", ["sgd", "lbfgs", "newton"])
+def test_alphavil_trains_a_batch_norm_cnn_without_nan(
+    tmp_path: Path, solver: str, rule: str
+) -> None:
+    """A small CNN with batch norm and dropout (an import-path dataset), every solver and weight
+    rule: finite throughout, and the α objective never ends above its start."""
+    cfg = toy_config(
+        tmp_path,
+        "data.name='tests.bn_data:SPEC'",
+        "data.n_train=256",
+        "data.n_dev=64",
+        "data.n_test=64",
+        "train.method=alphavil",
+        "train.epochs=3",
+        f"alphavil.alpha_solver={solver}",
+        f"alphavil.weight_rule={rule}",
+    )
+    execute(cfg, tmp_path / "run", show_progress=False)
+    recs = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert len(recs) == 3
+    for r in recs:
+        assert all(isinstance(v, float) for v in r["alpha"].values())
+        assert all(isinstance(s["loss"], float) for s in r["dev"].values())
+        fit = r["alpha_fit"]
+        assert isinstance(fit["objective_end"], float)
+        assert fit["objective_end"] <= fit["objective_start"] + 1e-12
+
+
+def test_a_diverging_paper_fit_stops_the_run_naming_the_alpha_learning_rate(
+    tmp_path: Path,
+) -> None:
+    from alphavil.training import NonFiniteLossError
+
+    cfg = toy_config(tmp_path, "train.method=alphavil", "alphavil.optimizer={name='SGD', lr=1e30}")
+    with pytest.raises(NonFiniteLossError, match="alpha steps diverged") as err:
+        execute(cfg, tmp_path / "run", show_progress=False)
+    assert "alphavil.optimizer.lr" in str(err.value)

@@ -7,7 +7,15 @@ from torch import nn
 from torch.func import functional_call
 
 from alphavil.data.toy import toy_model
-from alphavil.deltas import delta, mix, mixable_names, restore, snapshot, stack_deltas
+from alphavil.deltas import (
+    delta,
+    mix,
+    mix_grad,
+    mixable_names,
+    restore,
+    snapshot,
+    stack_deltas,
+)
 
 
 def _train_a_bit(model: nn.Module) -> None:
@@ -68,3 +76,61 @@ def test_mix_with_zero_alphas_is_identity_and_unit_alpha_adds() -> None:
     assert all(torch.equal(same[k], theta[k]) for k in theta)
     plus = mix(theta, deltas, torch.ones(2))
     assert all(torch.allclose(plus[k], theta[k] + 2) for k in theta)
+
+
+def test_mixed_running_variances_stay_positive_where_the_additive_rule_goes_negative() -> None:
+    """Three tasks each shrink a fresh batch norm's variance 1 → 0.3 (typical in epoch 1):
+    θ + Σ δ would be 1 − 3 · 0.7 < 0. The statistics are mixed convexly instead: θ's at α = 0,
+    task t's at α = e_t, the tasks' mean at α = 1, positive for every α; parameters additively."""
+    bn = nn.BatchNorm1d(4).double()
+    theta = snapshot(bn)
+    task_var = torch.tensor([0.3, 0.2, 0.4], dtype=torch.float64)
+    deltas = stack_deltas(
+        [
+            {
+                "weight": torch.full((4,), 0.1, dtype=torch.float64),
+                "bias": torch.zeros(4, dtype=torch.float64),
+                "running_mean": torch.full((4,), m, dtype=torch.float64),
+                "running_var": torch.full((4,), v - 1.0, dtype=torch.float64),
+            }
+            for m, v in zip([0.5, -0.1, 0.3], task_var.tolist(), strict=True)
+        ]
+    )
+    ones = mix(theta, deltas, torch.ones(3, dtype=torch.float64))
+    torch.testing.assert_close(ones["running_var"], torch.full((4,), 0.3, dtype=torch.float64))
+    torch.testing.assert_close(ones["running_mean"], torch.full((4,), 0.7 / 3, dtype=torch.float64))
+    torch.testing.assert_close(ones["weight"], theta["weight"] + 0.3)  # the paper's rule
+    assert torch.equal(ones["num_batches_tracked"], theta["num_batches_tracked"])  # never mixed
+    for t in range(3):
+        e = torch.zeros(3, dtype=torch.float64)
+        e[t] = 1.0
+        torch.testing.assert_close(mix(theta, deltas, e)["running_var"][0], task_var[t])
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        a = 3 * torch.randn(3, generator=g, dtype=torch.float64)
+        assert bool((mix(theta, deltas, a)["running_var"] >= task_var.min() - 1e-12).all())
+
+
+def test_mix_grad_is_the_exact_alpha_gradient_of_mix() -> None:
+    bn = nn.BatchNorm1d(4).double()
+    theta = snapshot(bn)
+    g = torch.Generator().manual_seed(1)
+    floats = {k: v for k, v in theta.items() if v.is_floating_point()}
+    deltas = stack_deltas(
+        [
+            {
+                k: 0.3 * torch.rand(v.shape, generator=g, dtype=torch.float64) - 0.1
+                for k, v in floats.items()
+            }
+            for _ in range(3)
+        ]
+    )
+    grads = {
+        k: torch.randn(d.shape[1:], generator=g, dtype=torch.float64) for k, d in deltas.items()
+    }
+    for alpha in ([0.9, 0.4, 0.3], [0.6, -0.3, 0.2], [-0.5, -0.1, -2.0]):
+        a = torch.tensor(alpha, dtype=torch.float64, requires_grad=True)
+        mixed = mix(theta, deltas, a)
+        inner = sum((mixed[k] * grads[k]).sum() for k in deltas)
+        (expected,) = torch.autograd.grad(inner, a)
+        torch.testing.assert_close(mix_grad(deltas, a.detach(), grads), expected)

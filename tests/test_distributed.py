@@ -127,3 +127,45 @@ def test_all_reduced_alpha_gradient_equals_the_single_process_one(tmp_path: Path
         got = torch.load(tmp_path / f"rank{r}.pt")
         torch.testing.assert_close(got["value"], value, rtol=1e-12, atol=1e-14)
         torch.testing.assert_close(got["grad"], grad, rtol=1e-12, atol=1e-14)
+
+
+def test_every_tensor_the_alpha_fit_hands_a_collective_has_a_backend_for_its_device(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A CUDA run's process group must serve the CPU scalars the α fit sums (NCCL alone refuses
+    them: "No backend type associated with device type cpu"). A CPU stand-in for the collective
+    asserts that the group init_from_env creates for CUDA has a backend for every tensor's
+    device."""
+    from alphavil.alpha import target_loss_value
+    from alphavil.alpha_exact import target_loss_grad_hess
+    from tests.bn_data import bn_problem
+
+    created: dict[str, str] = {}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(distributed, "_OWNED", [])
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: "backend" in created)
+    monkeypatch.setattr(
+        distributed.dist, "init_process_group", lambda backend: created.update(backend=backend)
+    )
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    assert distributed.init_from_env("cuda")
+    served = {
+        pair.split(":")[0] if ":" in pair else {"nccl": "cuda", "gloo": "cpu"}[pair]
+        for pair in created["backend"].split(",")
+    }
+    assert "cuda" in served
+    handed: list[torch.device] = []
+
+    def all_reduce(t: torch.Tensor, op: object = None) -> None:
+        handed.append(t.device)
+        assert t.device.type in served, f"{created['backend']} has no backend for {t.device}"
+
+    monkeypatch.setattr(distributed.dist, "all_reduce", all_reduce)
+    monkeypatch.setattr(distributed.dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(distributed.dist, "get_rank", lambda: 0)
+    model, theta, deltas, dev, task = bn_problem(steps=1)
+    a = torch.tensor([0.9, 0.4, 0.3], dtype=torch.float64)
+    target_loss_value(model, theta, deltas, dev, task)(a)
+    target_loss_and_grad(model, theta, deltas, dev, task)(a)
+    target_loss_grad_hess(model, theta, deltas, dev, task)(a)
+    assert len(handed) == 3

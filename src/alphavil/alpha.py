@@ -9,10 +9,18 @@ The dev loss is linear-in-α composed with the network, so ∂L/∂α_t = ⟨∇
 θ' = θ + Σ α δ. :func:`target_loss_and_grad` uses that identity: it backpropagates each dev chunk
 into the mixed point θ' once and contracts with the deltas, so the dev set can be processed in
 chunks of any size without keeping their graphs (memory O(chunk), result exact).
+
+Floating-point buffers are part of θ' as well (:func:`alphavil.deltas.mix`; batch-norm running
+statistics are mixed convexly). In eval mode a batch norm's running statistics enter its output
+directly, so they are differentiated too: PyTorch's batch norm refuses gradients for them, and
+:func:`with_statistics_gradients` rewrites the layer's affine parameters so that the output has
+the same value and the running statistics' gradient. Value, gradient and Hessian therefore all
+belong to the one function α ↦ L_dev(mix(θ, δ, α)) that is written back.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from alphavil.deltas import mix
+from alphavil.deltas import mix, mix_grad
 from alphavil.distributed import all_sum, rank, world_size
 from alphavil.task_weights import update_weights
 from alphavil.tasks import Task
@@ -38,6 +46,7 @@ __all__ = [
     "target_loss_and_grad",
     "target_loss_value",
     "update_weights",
+    "with_statistics_gradients",
 ]
 
 ValueAndGrad = Callable[[Tensor], tuple[Tensor, Tensor]]
@@ -81,8 +90,13 @@ def fit_alpha(
     optimizer: OptimizerFactory = default_alpha_optimizer,
     init: float = 1.0,
     dtype: torch.dtype = torch.float32,
+    value: Callable[[Tensor], float] | None = None,
 ) -> AlphaFit:
     """Run ``steps`` optimiser steps on α, starting from α = ``init`` (line 8-9).
+
+    On finite objectives this is the paper's fit exactly: the α after the last step is returned.
+    A non-finite objective or gradient (counted as +∞) stops the steps, and the best α with a
+    finite objective evaluated so far is returned instead (the start when none was finite).
 
     Args:
         value_and_grad: α ``(T,)`` -> (objective, ∂objective/∂α ``(T,)``); see
@@ -92,26 +106,46 @@ def fit_alpha(
         optimizer: Builds a ``torch.optim`` optimiser over ``[alphas]`` (fresh every call, so no
             momentum carries over between epochs).
         init: Starting α; 1 means "the plain sum of the task updates".
+        value: α -> objective, forward only. When given, the final α is evaluated with it (one
+            forward pass, ``final_loss``), and a non-finite result is replaced by the best finite
+            α evaluated during the steps.
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     alphas = torch.full((n_tasks,), float(init), dtype=dtype, requires_grad=True)
     opt = optimizer([alphas])
     losses: list[float] = []
+    best: tuple[Tensor, float] | None = None
+    diverged = False
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
         loss, grad = value_and_grad(alphas.detach())
+        losses.append(float(loss))
+        if not (math.isfinite(losses[-1]) and bool(torch.isfinite(grad).all())):
+            diverged = True
+            break
+        if best is None or losses[-1] < best[1]:
+            best = (alphas.detach().clone(), losses[-1])
         alphas.grad = grad.to(alphas.dtype)
         opt.step()
-        losses.append(float(loss))
     start = torch.full((n_tasks,), float(init), dtype=dtype)
-    return AlphaFit(
+    fit = AlphaFit(
         alphas.detach().clone(),
         losses,
-        passes=steps,
+        passes=len(losses),
         start=start,
         start_loss=losses[0] if losses else None,
     )
+    if diverged and best is not None:
+        fit.alphas, fit.final_loss = best
+    elif diverged:
+        fit.final_loss = losses[-1]
+    elif value is not None:
+        fit.final_loss = value(fit.alphas)  # one forward pass: what the steps achieved
+        fit.forward_passes += 1
+        if not math.isfinite(fit.final_loss) and best is not None:
+            fit.alphas, fit.final_loss = best
+    return fit
 
 
 def autograd_value_and_grad(objective: Callable[[Tensor], Tensor]) -> ValueAndGrad:
@@ -144,7 +178,9 @@ def target_loss(
         point = differentiable_mix(model, theta, deltas, alphas)
         total = torch.zeros((), dtype=alphas.dtype)
         for inputs, targets in batches:
-            out = functional_call(model, point, (inputs, [task.name]))
+            out = functional_call(
+                model, with_statistics_gradients(model, point), (inputs, [task.name])
+            )
             total = total + task.loss_sum(out[task.name], targets[task.name])
         return total / n
 
@@ -154,17 +190,52 @@ def target_loss(
 def differentiable_mix(
     model: nn.Module, theta: Mapping[str, Tensor], deltas: Mapping[str, Tensor], alphas: Tensor
 ) -> dict[str, Tensor]:
-    """θ + Σ α δ with gradients to ``alphas`` through the parameters only.
+    """:func:`~alphavil.deltas.mix` (θ + Σ α δ; running statistics convexly) with gradients to
+    ``alphas`` through every mixed tensor, parameters and floating-point buffers alike.
 
-    Floating-point buffers (batch-norm running statistics) are mixed at the same α but as
-    constants: PyTorch's batch norm cannot differentiate through its running statistics, so the
-    α-gradient of a model with batch norm leaves out their (second-order small) dependence on α,
-    while the objective's value includes it.
+    Evaluate the model at it through :func:`with_statistics_gradients` so that eval-mode batch
+    norm passes gradients to its running statistics. ``model`` is kept for compatibility.
     """
-    params = {n for n, _ in model.named_parameters()}
-    with torch.no_grad():
-        constants = mix(theta, {k: d for k, d in deltas.items() if k not in params}, alphas)
-    return {**constants, **mix(theta, {k: d for k, d in deltas.items() if k in params}, alphas)}
+    del model
+    return mix(theta, deltas, alphas)
+
+
+def _norm_layers(model: nn.Module) -> Iterator[tuple[str, nn.modules.batchnorm._NormBase]]:
+    for name, m in model.named_modules():
+        if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats:
+            yield (f"{name}." if name else ""), m
+
+
+def with_statistics_gradients(model: nn.Module, point: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """``point`` rewritten so that ``functional_call(model, ...)`` has the same value and lets
+    gradients reach the running statistics of batch / instance norm layers.
+
+    Eval mode: a norm layer computes (x − m) / √(v + ε) · w + b, and PyTorch cannot differentiate
+    its kernel in m and v. With m₀, v₀ their detached values, the layer is handed m₀, v₀,
+    w' = w · √(v₀ + ε) / √(v + ε) and b' = b − (m − m₀) · w' / √(v₀ + ε): the same output (w' = w
+    and b' = b in value, exactly) with the exact first and second derivatives in m and v.
+    Train mode: the output does not depend on the statistics, which the layer updates in place,
+    so it is handed detached copies. Tensors that need no gradient are passed through.
+    """
+    out = dict(point)
+    for prefix, m in _norm_layers(model):
+        mean, var = out.get(prefix + "running_mean"), out.get(prefix + "running_var")
+        if mean is None or var is None or not (mean.requires_grad or var.requires_grad):
+            continue
+        mean0, var0 = mean.detach(), var.detach()
+        if m.training:
+            out[prefix + "running_mean"], out[prefix + "running_var"] = mean0.clone(), var0.clone()
+            continue
+        weight = out.get(prefix + "weight") if m.affine else None
+        bias = out.get(prefix + "bias") if m.affine else None
+        weight = torch.ones_like(var) if weight is None else weight
+        bias = torch.zeros_like(mean) if bias is None else bias
+        root0 = torch.sqrt(var0 + m.eps)
+        w = weight * (root0 / torch.sqrt(var + m.eps))
+        out[prefix + "weight"] = w
+        out[prefix + "bias"] = bias - (mean - mean0) * (w / root0)
+        out[prefix + "running_mean"], out[prefix + "running_var"] = mean0, var0
+    return out
 
 
 def dev_chunks(
@@ -256,25 +327,17 @@ def target_loss_and_grad(
     def value_and_grad(alphas: Tensor) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
             mixed = mix(theta, deltas, alphas.detach())
-        params = {n for n, _ in model.named_parameters()}
-        point = {
-            k: (v.requires_grad_(True) if k in deltas and k in params else v)
-            for k, v in mixed.items()
-        }
+        point = {k: (v.requires_grad_(True) if k in deltas else v) for k, v in mixed.items()}
         chunks, n = dev_chunks(batches, task)
         total = 0.0
         with evaluation_mode(model, eval_mode):
             for inputs, targets in my_chunks(chunks):
-                out = functional_call(model, point, (inputs, [task.name]))
+                call = with_statistics_gradients(model, point)
+                out = functional_call(model, call, (inputs, [task.name]))
                 loss = task.loss_sum(out[task.name], targets[task.name]) / n
                 loss.backward()
                 total += float(loss.detach())
-        grad = torch.zeros(alphas.shape[0], dtype=torch.float64)
-        with torch.no_grad():
-            for k, d in deltas.items():
-                g = point[k].grad
-                if g is not None:
-                    grad += (d.flatten(1) @ g.flatten().to(d.dtype)).double().cpu()
+        grad = mix_grad(deltas, alphas, {k: point[k].grad for k in deltas})
         if world_size() > 1:  # sum the ranks' shares: T + 1 numbers
             summed = all_sum(torch.cat([torch.tensor([total], dtype=torch.float64), grad]))
             total, grad = float(summed[0]), summed[1:]

@@ -13,10 +13,11 @@ objective of :func:`alphavil.alpha.target_loss_and_grad`. Around it:
   plain sum of the updates (α = 1), the target's own update alone and no update (α = 0), and the
   solver starts from the lowest. A harmful task can put θ + Σ δ_t on a chance-level plateau where
   ∂L/∂α ≈ 0 and no local method moves.
-* **Stopping**: when a step lowers the objective by less than ``tol`` (L-BFGS' ``tolerance_change``)
+* **Stopping**: when an iteration lowers the objective by less than ``tol`` or moves α by less,
   or when ``max_passes`` forward+backward passes are spent, whichever comes first.
 * **Safeguard**: the α returned is the best one evaluated, so its objective is never above the
-  objective at the starting point.
+  objective at the starting point. A non-finite objective counts as +∞ (it never wins the
+  ranking or the best-tracking) and stops the solver.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from alphavil.alpha import (
     differentiable_mix,
     evaluation_mode,
     my_chunks,
+    with_statistics_gradients,
 )
 from alphavil.distributed import all_sum, world_size
 from alphavil.tasks import Task
@@ -48,6 +50,23 @@ ValueGradHess = Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]
 
 class _BudgetSpent(Exception):
     """Raised inside the L-BFGS closure when the pass budget is spent."""
+
+
+class _NonFinite(Exception):
+    """Raised inside the L-BFGS closure when the objective or its gradient is not finite."""
+
+
+def finite_or_inf(f: float | None) -> float:
+    """``f`` for ranking and best-tracking: a non-finite (or missing) objective counts as +∞."""
+    return f if f is not None and math.isfinite(f) else math.inf
+
+
+def best_start(value: Value, starts: Sequence[Tensor]) -> tuple[Tensor, float]:
+    """The candidate with the lowest objective (non-finite ones count as +∞; ties: the first)
+    and its objective; one forward pass per candidate."""
+    scored = [(value(s.detach().to(torch.float64)), s.detach().to(torch.float64)) for s in starts]
+    loss, start = min(scored, key=lambda p: finite_or_inf(p[0]))
+    return start, loss
 
 
 def start_candidates(n_tasks: int, target: int, init: float = 1.0) -> list[Tensor]:
@@ -75,18 +94,27 @@ def solve_alpha(
 ) -> AlphaFit:
     """Minimise the α objective with L-BFGS from the best of ``starts``.
 
+    ``torch.optim.LBFGS`` runs one iteration (a strong-Wolfe line search) per ``step``; the
+    stopping rule is this function's own, so ``tol`` is a tolerance on the objective and on α
+    only (given to L-BFGS as ``tolerance_change`` it also acts as a threshold on the squared
+    gradient norm, and fits stopped at the start). A non-finite objective or gradient counts
+    as +∞ and stops the solver at once; the best finite α evaluated is returned.
+
     Args:
         value_and_grad: α -> (objective, gradient); one call = one forward+backward dev pass.
         starts: Candidate starting points ``(T,)``; the first is the nominal start (reported as
             ``AlphaFit.start_loss``'s reference when only one is given).
         value: α -> objective, forward only; used to rank several ``starts`` (required then).
-        tol: Stop when an iteration lowers the objective by less than this, or moves α by less.
-        max_passes: Budget of forward+backward passes (closure calls); a hard limit.
+        tol: Stop when an iteration lowers the best objective by less than this, or moves α by
+            less (in every entry).
+        max_passes: Budget of forward+backward passes (closure calls); a hard limit. The
+            forward passes that rank ``starts`` are not part of it.
         history: L-BFGS history size.
 
     Returns:
         The best α evaluated, with ``passes``, ``forward_passes``, the chosen ``start`` and the
-        objective there (``start_loss``) and at the result (``final_loss``).
+        objective there (``start_loss``) and at the result (``final_loss``; non-finite only
+        when every α evaluated was).
     """
     if not starts:
         raise ValueError("need at least one starting point")
@@ -99,49 +127,61 @@ def solve_alpha(
     if len(starts) > 1:
         if value is None:
             raise ValueError("ranking several starting points needs a forward-only `value`")
-        scored = []
-        for s in starts:
-            scored.append((value(s.detach().to(torch.float64)), s))
-            forward += 1
-        start_loss, start = min(scored, key=lambda p: p[0])
-        start = start.detach().to(torch.float64)
+        start, start_loss = best_start(value, starts)
+        forward += len(starts)
     alpha = start.clone().requires_grad_(True)
-    best: dict[str, object] = {"loss": start_loss, "alpha": start.clone()}
+    best: dict[str, Any] = {"loss": start_loss, "alpha": start.clone()}
     losses: list[float] = []
+    seen: dict[bytes, tuple[float, Tensor]] = {}  # α -> (objective, gradient) evaluated
 
     def closure() -> float:
-        if len(losses) >= max_passes:
-            raise _BudgetSpent
-        loss, grad = value_and_grad(alpha.detach())
-        f = float(loss)
-        losses.append(f)
-        alpha.grad = grad.detach().to(alpha.dtype).clone()
-        if f == f and (best["loss"] is None or f < best["loss"]):  # type: ignore[operator]
-            best["loss"], best["alpha"] = f, alpha.detach().clone()
+        key = alpha.detach().numpy().tobytes()
+        if key in seen:  # L-BFGS re-evaluates the point its last line search ended at
+            f, grad = seen[key]
+        else:
+            if len(losses) >= max_passes:
+                raise _BudgetSpent
+            loss, grad = value_and_grad(alpha.detach())
+            f = float(loss)
+            losses.append(f)
+            seen[key] = (f, grad.detach().to(alpha.dtype).clone())
+            if not (math.isfinite(f) and bool(torch.isfinite(grad).all())):
+                raise _NonFinite
+            if f < finite_or_inf(best["loss"]):
+                best["loss"], best["alpha"] = f, alpha.detach().clone()
+        alpha.grad = seen[key][1].clone()
         return f
 
     opt = torch.optim.LBFGS(
         [alpha],
         lr=1.0,
-        max_iter=max_passes,
+        max_iter=1,
         max_eval=max_passes,
-        tolerance_grad=1e-9,
-        tolerance_change=tol,
+        tolerance_grad=1e-12,
+        tolerance_change=0.0,
         history_size=history,
         line_search_fn="strong_wolfe",
     )
-    with contextlib.suppress(_BudgetSpent):  # the budget is a hard limit
-        opt.step(closure)
+    with contextlib.suppress(_BudgetSpent, _NonFinite):  # the budget is a hard limit
+        while len(losses) < max_passes:
+            before, passes, at = finite_or_inf(best["loss"]), len(losses), alpha.detach().clone()
+            opt.step(closure)
+            gain = before - finite_or_inf(best["loss"])
+            moved = float((alpha.detach() - at).abs().max())
+            if len(losses) == passes or moved <= tol or (math.isfinite(before) and gain < tol):
+                break
     if start_loss is None and losses:
         start_loss = losses[0]  # the first closure call is at the start point
+    if best["loss"] is None and losses:
+        best["loss"] = losses[0]  # not finite: nothing better was evaluated
     return AlphaFit(
-        alphas=best["alpha"],  # type: ignore[arg-type]
+        alphas=best["alpha"],
         losses=losses,
         passes=len(losses),
         forward_passes=forward,
         start=start,
         start_loss=start_loss,
-        final_loss=best["loss"],  # type: ignore[arg-type]
+        final_loss=best["loss"],
     )
 
 
@@ -192,7 +232,9 @@ def target_loss_grad_hess(
         hess = torch.zeros(n_tasks, n_tasks, dtype=torch.float64)
         with evaluation_mode(model, eval_mode):
             for inputs, targets in my_chunks(chunks):
-                point = differentiable_mix(model, theta, deltas, a)
+                point = with_statistics_gradients(
+                    model, differentiable_mix(model, theta, deltas, a)
+                )
                 out = functional_call(model, point, (inputs, [task.name]))
                 loss = task.loss_sum(out[task.name], targets[task.name]) / n
                 (g,) = torch.autograd.grad(loss, a, create_graph=True)
@@ -224,36 +266,38 @@ def solve_alpha_newton(
     Each iteration spends one second-order pass (``value_grad_hess``) and one forward pass
     (``value``) per trial step Δ = −(H + λI)⁻¹ g. λ starts at 0 where H is positive definite
     (so the first step on a quadratic objective lands on the closed-form minimiser) and at just
-    above −λ_min(H) otherwise; a trial that does not lower the objective multiplies λ by 10
-    (towards a short gradient step, at most ``max_tries`` trials), an accepted one divides it by
-    10. Stops when a step lowers the objective by less than ``tol``, when no trial is accepted, or
-    after ``max_passes`` second-order passes. Returns the best α evaluated.
+    above −λ_min(H) otherwise; a trial that does not lower the objective (a non-finite one counts
+    as +∞) multiplies λ by 10 (towards a short gradient step, at most ``max_tries`` trials), an
+    accepted one divides it by 10. Stops when a step lowers the objective by less than ``tol``,
+    when no trial is accepted, when the objective, gradient or Hessian is not finite, or when
+    ``max_passes`` dev passes are spent: second-order and trial forward passes count one each
+    (the forward passes that rank ``starts`` do not). Returns the best α evaluated.
     """
     if not starts:
         raise ValueError("need at least one starting point")
     if max_passes < 1:
         raise ValueError(f"max_passes must be >= 1, got {max_passes}")
-    forward = 0
+    ranking = 0
     start_loss: float | None = None
-    start = starts[0]
+    start = starts[0].detach().to(torch.float64)
     if len(starts) > 1:
-        scored = [(value(s.detach().to(torch.float64)), s) for s in starts]
-        forward += len(starts)
-        start_loss, start = min(scored, key=lambda p: p[0])
-    alpha = start.detach().to(torch.float64).clone()
-    start = alpha.clone()
+        start, start_loss = best_start(value, starts)
+        ranking = len(starts)
+    alpha = start.clone()
     losses: list[float] = []
     loss = start_loss
+    trials = 0
     lam = 0.0
-    for _ in range(max_passes):
+    while len(losses) + trials < max_passes:
         fv, gv, hv = value_grad_hess(alpha)
         f, g, h = float(fv), gv.double(), 0.5 * (hv.double() + hv.double().T)
         losses.append(f)
         if start_loss is None:
             start_loss = f
-        loss = f
         if not (math.isfinite(f) and bool(torch.isfinite(g).all() & torch.isfinite(h).all())):
+            loss = loss if math.isfinite(finite_or_inf(loss)) else f
             break
+        loss = f
         eye = torch.eye(len(g), dtype=h.dtype)
         scale = float(h.diagonal().abs().max()) + float(g.abs().max()) + 1e-12
         eig_min = float(torch.linalg.eigvalsh(h)[0])
@@ -261,11 +305,12 @@ def solve_alpha_newton(
         lam = max(lam, lam_min)
         accepted = None
         for _ in range(max_tries):
-            step = -torch.linalg.solve(h + lam * eye, g)
-            trial = alpha + step
+            if len(losses) + trials >= max_passes:
+                break
+            trial = alpha + -torch.linalg.solve(h + lam * eye, g)
             f_trial = value(trial)
-            forward += 1
-            if math.isfinite(f_trial) and f_trial < f:
+            trials += 1
+            if finite_or_inf(f_trial) < f:
                 accepted = (trial, f_trial)
                 lam = lam / 10
                 break
@@ -279,7 +324,7 @@ def solve_alpha_newton(
         alphas=alpha,
         losses=losses,
         passes=len(losses),
-        forward_passes=forward,
+        forward_passes=ranking + trials,
         start=start,
         start_loss=start_loss,
         final_loss=loss,

@@ -1,4 +1,5 @@
-"""Data parallelism over ``torch.distributed`` (gloo on CPU, NCCL on GPU), launched by torchrun.
+"""Data parallelism over ``torch.distributed`` (gloo on CPU, NCCL + gloo on GPU), launched by
+torchrun.
 
     torchrun --nproc-per-node 2 -m alphavil.cli run CONFIG [key=value ...]
 
@@ -40,17 +41,22 @@ def is_main() -> bool:
     return rank() == 0
 
 
+BACKEND_CUDA = "cpu:gloo,cuda:nccl"
+
+
 def init_from_env(device: str) -> bool:
     """Join the process group torchrun describes (``WORLD_SIZE`` > 1); returns whether it did.
 
-    The backend is gloo for CPU and NCCL for CUDA devices.
+    The backend is gloo for CPU; for CUDA devices it is ``"cpu:gloo,cuda:nccl"``: NCCL for
+    CUDA tensors (gradients, task deltas) and gloo for the few CPU scalars the α fit and the
+    loss reports sum (NCCL alone refuses CPU tensors).
     """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
         return False
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if not dist.is_initialized():
-        backend = "nccl" if device.startswith("cuda") else "gloo"
+        backend = BACKEND_CUDA if device.startswith("cuda") else "gloo"
         dist.init_process_group(backend=backend)
         _OWNED.append(True)
         if device.startswith("cuda"):

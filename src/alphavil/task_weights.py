@@ -29,12 +29,15 @@ def update_weights_relative(
     cap: float = 1.0,
     min_scale: float = 1e-3,
 ) -> Tensor:
-    """Line 11 on α relative to the target's: w_t ← clip(w_t + α_t / α_t* − 1, floor, cap · w_t*).
+    """Line 11 on α relative to the target's: w_t ← clip(w_t + r (α_t / α_t* − 1), floor, cap w_t*).
 
     The target's weight never changes (its ratio is 1), so it cannot be drained, and no auxiliary
     weight exceeds ``cap`` times it (``cap = 1``: the target is never outweighed). α_t* is the step
     scale the fit chose and is divided out; when it is below ``min_scale`` (the fit rejected the
     target's own update, so the ratios carry no mix information) the weights stay as they are.
+    Between ``min_scale`` and 2 · ``min_scale`` the move is ramped in, r = α_t* / min_scale − 1
+    (r = 1 above), so the weights are continuous in α: a tiny change of α_t* across ``min_scale``
+    cannot throw a weight from unchanged to the cap or the floor.
 
     Args:
         weights: Current task weights ``(T,)``.
@@ -51,8 +54,11 @@ def update_weights_relative(
     scale = float(alphas[target])
     if scale < min_scale:
         return weights.clone()
+    ramp = min(scale / min_scale - 1.0, 1.0)
     w_target = weights[target]
-    new = (weights + alphas / scale - 1.0).clamp(min=floor, max=float(cap * w_target))
+    # full move: the expression of the unramped rule, so its results stay bit-identical
+    new = weights + alphas / scale - 1.0 if ramp == 1.0 else weights + ramp * (alphas / scale - 1.0)
+    new = new.clamp(min=floor, max=float(cap * w_target))
     new[target] = w_target
     return new
 

@@ -15,8 +15,9 @@ import torch
 from torch import Tensor
 
 from alphavil import distributed as dist
-from alphavil.alpha import fit_alpha, target_loss_and_grad, target_loss_value
+from alphavil.alpha import AlphaFit, fit_alpha, target_loss_and_grad, target_loss_value
 from alphavil.alpha_exact import (
+    finite_or_inf,
     grid_check,
     solve_alpha,
     solve_alpha_newton,
@@ -89,6 +90,47 @@ class AlphaVIL(Method):
             )
         ]
 
+    def non_finite_cause(self, fit: AlphaFit, value: Any, deltas: dict[str, Tensor]) -> str:
+        """The error message for a failed α fit, naming the cause: θ itself (α = 0), a task
+        update, or the paper's α steps."""
+        av, tasks = self.loop.cfg.alphavil, self.loop.tasks
+        lr = f"train.optimizer.lr = {self.loop.cfg.train.optimizer.get('lr')}"
+        head = f"alpha fit: the target's dev loss is not finite (dev losses {fit.losses})"
+        at_theta = value(torch.zeros(len(tasks), dtype=torch.float64))
+        if not math.isfinite(at_theta):
+            return (
+                f"{head}, {at_theta} at alpha = 0, the model before this epoch's updates: "
+                f"training diverged earlier; lower the learning rate ({lr})"
+            )
+        sizes = norms(deltas).tolist()
+        bad = [t for t, n in zip(tasks, sizes, strict=True) if not math.isfinite(n)]
+        if bad:
+            return f"{head}: the update of {bad} is not finite; lower the learning rate ({lr})"
+        if av.alpha_solver == "sgd":
+            return (
+                f"{head} but finite at alpha = 0: the alpha steps diverged; lower "
+                f"alphavil.optimizer.lr (= {av.optimizer.get('lr')})"
+            )
+        return f"{head} but finite at alpha = 0, which the {av.alpha_solver} fit did not return"
+
+    def fit_failed(self, fit: AlphaFit) -> bool:
+        """Whether the α fit failed: its α or objective is not finite, or (the paper's fixed
+        steps, whose iterates have no safeguard) a step reached a non-finite objective. The
+        exact solvers' non-finite probes are part of their search and count as +∞."""
+        if not torch.isfinite(fit.alphas).all() or not math.isfinite(finite_or_inf(fit.final_loss)):
+            return True
+        return self.loop.cfg.alphavil.alpha_solver == "sgd" and not all(
+            map(math.isfinite, fit.losses)
+        )
+
+    def reset_rejected(self, alphas: Tensor) -> None:
+        """Forget the optimiser state (e.g. momentum) of every task whose update the fit rejected
+        (α_t <= 0): it follows an update that was not applied, and would push the task's next
+        update along it. A fresh optimiser is built at the task's next update."""
+        for t, a in zip(self.loop.tasks, alphas.tolist(), strict=True):
+            if a <= 0:
+                self.loop.task_optimizers.pop(t, None)
+
     def epoch(self) -> dict[str, Any]:
         """Algorithm 1, one epoch.
 
@@ -119,9 +161,8 @@ class AlphaVIL(Method):
                 steps=av.steps,
                 optimizer=lambda p: build_optimizer(av.optimizer, p),
                 init=init,
+                value=value,
             )
-            fit.final_loss = value(fit.alphas)  # one forward pass: what the steps achieved
-            fit.forward_passes += 1
         elif av.alpha_solver == "lbfgs":
             fit = solve_alpha(
                 value_and_grad,
@@ -138,11 +179,8 @@ class AlphaVIL(Method):
                 tol=av.solver_tol,
                 max_passes=av.solver_passes,
             )
-        if not torch.isfinite(fit.alphas).all() or not all(map(math.isfinite, fit.losses)):
-            raise NonFiniteLossError(
-                f"alpha fit diverged (alpha {fit.alphas.tolist()}, dev losses {fit.losses}); "
-                f"lower alphavil.optimizer.lr (= {av.optimizer.get('lr')})"
-            )
+        if self.fit_failed(fit):
+            raise NonFiniteLossError(self.non_finite_cause(fit, value, deltas))
         info: dict[str, Any] = {}
         if av.grid_points:
             grid_alpha, grid_loss = grid_check(value, n, av.grid_points, *av.grid_range)
@@ -153,6 +191,7 @@ class AlphaVIL(Method):
                 "gap": float(fit.final_loss) - grid_loss if fit.final_loss is not None else None,
             }
         restore(self.loop.model, mix(theta, deltas, fit.alphas))
+        self.reset_rejected(fit.alphas)
         old = torch.tensor([self.loop.weights[t] for t in self.loop.tasks], dtype=torch.float64)
         alphas = fit.alphas.double()
         if av.weight_rule == "additive":
@@ -163,10 +202,10 @@ class AlphaVIL(Method):
             )
         self.loop.weights = dict(zip(self.loop.tasks, w.tolist(), strict=True))
         if n > 1 and all_at_floor(w, av.weight_floor):
-            info["warnings"] = [
+            info.setdefault("warnings", []).append(
                 f"every task weight is at the floor {av.weight_floor:g}: normalised they are "
                 "equal, i.e. equal weighting (consider alphavil.weight_rule = 'relative')"
-            ]
+            )
         fit_info: dict[str, Any] = {"passes": fit.passes, "forward_passes": fit.forward_passes}
         if fit.start is not None:
             fit_info["start"] = fit.start.tolist()
