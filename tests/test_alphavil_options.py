@@ -10,16 +10,22 @@ import torch
 from torch import nn
 
 from alphavil.alpha import target_loss_and_grad, target_loss_value
-from alphavil.config import ConfigError
+from alphavil.config import ConfigError, load_config
+from alphavil.config_diff import config_defaults, differing_keys, plain
 from alphavil.deltas import snapshot, stack_deltas
 from alphavil.models.multihead import MultiHeadModel
 from alphavil.runner import execute
 from alphavil.runs import read_jsonl
-from alphavil.task_weights import all_at_floor, update_weights_relative
+from alphavil.task_weights import (
+    all_at_floor,
+    update_weights_average,
+    update_weights_relative,
+)
 from alphavil.tasks import Task
 from tests.helpers import toy_config
 
 GOLDEN = Path(__file__).parent / "golden" / "toy_metrics_v0.json"
+UNBOUNDED_LBFGS = ("alphavil.alpha_solver=lbfgs", "alphavil.alpha_bounds=[]")  # solve_alpha
 
 
 @pytest.fixture
@@ -35,7 +41,13 @@ def test_paper_path_reproduces_the_pinned_metrics_exactly(
 ) -> None:
     # Metrics written by the code before the α-solver options existed (commit 80f301b).
     golden = json.loads(GOLDEN.read_text())[method]
-    cfg = toy_config(tmp_path, f"train.method={method}", "train.epochs=3", "train.threads=1")
+    cfg = toy_config(
+        tmp_path,
+        f"train.method={method}",
+        "train.epochs=3",
+        "train.threads=1",
+        "alphavil.preset=paper",
+    )
     execute(cfg, tmp_path / "run", show_progress=False)
     records = read_jsonl(tmp_path / "run" / "metrics.jsonl")
     assert len(records) == len(golden)
@@ -53,6 +65,7 @@ def test_exact_solvers_record_their_cost_and_never_end_above_the_start(
         "train.method=alphavil",
         "train.epochs=3",
         f"alphavil.alpha_solver={solver}",
+        "alphavil.alpha_bounds=[]",  # unbounded, to be compared with the grid over [-1, 3]
         "alphavil.grid_points=5",
         "alphavil.grid_range=[-1, 3]",
     )
@@ -67,7 +80,11 @@ def test_exact_solvers_record_their_cost_and_never_end_above_the_start(
 
 def test_sgd_records_objective_before_and_after(tmp_path: Path) -> None:
     cfg = toy_config(
-        tmp_path, "train.method=alphavil", "train.epochs=1", "alphavil.alpha_start=mean"
+        tmp_path,
+        "train.method=alphavil",
+        "train.epochs=1",
+        "alphavil.alpha_start=mean",
+        "alphavil.preset=paper",
     )
     execute(cfg, tmp_path / "run", show_progress=False)
     (rec,) = read_jsonl(tmp_path / "run" / "metrics.jsonl")
@@ -119,6 +136,7 @@ def test_all_weights_at_the_floor_logs_a_warning(tmp_path: Path) -> None:
         "train.epochs=2",
         "train.tasks=['main', 'helper']",
         "alphavil.optimizer={name='SGD', lr=50.0}",
+        "alphavil.preset=paper",
     )
     execute(cfg, tmp_path / "run", show_progress=False)
     recs = read_jsonl(tmp_path / "run" / "metrics.jsonl")
@@ -252,7 +270,7 @@ def test_a_rejected_task_update_leaves_no_optimiser_state_behind(
         return opt
 
     monkeypatch.setattr(Trainer, "task_optimizer", spy)
-    cfg = toy_config(tmp_path, "train.method=alphavil", "alphavil.alpha_solver=lbfgs")
+    cfg = toy_config(tmp_path, "train.method=alphavil", *UNBOUNDED_LBFGS)
     execute(cfg, tmp_path / "run", show_progress=False)
     epoch2 = dict(seen[3:6])
     assert epoch2["main"] > 0 and epoch2["helper"] > 0  # momentum kept
@@ -263,7 +281,7 @@ def test_a_non_finite_probe_does_not_abort_a_run_whose_alpha_is_finite(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _override_alpha(monkeypatch, lambda fit: fit.losses.append(float("nan")))
-    cfg = toy_config(tmp_path, "train.method=alphavil", "alphavil.alpha_solver=lbfgs")
+    cfg = toy_config(tmp_path, "train.method=alphavil", *UNBOUNDED_LBFGS)
     execute(cfg, tmp_path / "run", show_progress=False)
     assert len(read_jsonl(tmp_path / "run" / "metrics.jsonl")) == 2
 
@@ -277,14 +295,14 @@ def test_a_non_finite_alpha_fit_names_its_cause(
         fit.final_loss = float("nan")
 
     _override_alpha(monkeypatch, lost)
-    cfg = toy_config(tmp_path, "train.method=alphavil", "alphavil.alpha_solver=lbfgs")
+    cfg = toy_config(tmp_path, "train.method=alphavil", *UNBOUNDED_LBFGS)
     with pytest.raises(NonFiniteLossError, match="finite at alpha = 0") as err:
         execute(cfg, tmp_path / "run", show_progress=False)
     assert "alphavil.optimizer.lr" not in str(err.value)  # not the knob of the paper's steps
 
 
-@pytest.mark.parametrize("rule", ["additive", "relative"])
-@pytest.mark.parametrize("solver", ["sgd", "lbfgs", "newton"])
+@pytest.mark.parametrize("rule", ["additive", "relative", "average"])
+@pytest.mark.parametrize("solver", ["sgd", "lbfgs", "lbfgs-unbounded", "newton"])
 def test_alphavil_trains_a_batch_norm_cnn_without_nan(
     tmp_path: Path, solver: str, rule: str
 ) -> None:
@@ -298,8 +316,9 @@ def test_alphavil_trains_a_batch_norm_cnn_without_nan(
         "data.n_test=64",
         "train.method=alphavil",
         "train.epochs=3",
-        f"alphavil.alpha_solver={solver}",
+        f"alphavil.alpha_solver={solver.removesuffix('-unbounded')}",
         f"alphavil.weight_rule={rule}",
+        *(["alphavil.alpha_bounds=[]"] if solver.endswith("-unbounded") else []),
     )
     execute(cfg, tmp_path / "run", show_progress=False)
     recs = read_jsonl(tmp_path / "run" / "metrics.jsonl")
@@ -317,7 +336,95 @@ def test_a_diverging_paper_fit_stops_the_run_naming_the_alpha_learning_rate(
 ) -> None:
     from alphavil.training import NonFiniteLossError
 
-    cfg = toy_config(tmp_path, "train.method=alphavil", "alphavil.optimizer={name='SGD', lr=1e30}")
+    cfg = toy_config(
+        tmp_path,
+        "train.method=alphavil",
+        "alphavil.preset=paper",
+        "alphavil.optimizer={name='SGD', lr=1e30}",
+    )
     with pytest.raises(NonFiniteLossError, match="alpha steps diverged") as err:
         execute(cfg, tmp_path / "run", show_progress=False)
     assert "alphavil.optimizer.lr" in str(err.value)
+
+
+def test_average_rule_maths() -> None:
+    w = torch.tensor([1.0, 0.5, 0.2], dtype=torch.float64)
+    a = torch.tensor([0.5, 0.25, 2.0], dtype=torch.float64)  # ratios 1, 0.5, 4 (capped at 1)
+    new = update_weights_average(w, a, 0, step=0.3)
+    assert new.tolist() == pytest.approx([1.0, 0.7 * 0.5 + 0.3 * 0.5, 0.7 * 0.2 + 0.3 * 1.0])
+    assert update_weights_average(w, torch.tensor([0.0, 1, 1]), 0).tolist() == w.tolist()
+    negative = update_weights_average(w, torch.tensor([1.0, -3.0, 0.0]), 0, step=1.0, floor=1e-6)
+    assert negative.tolist() == [1.0, 1e-6, 1e-6]  # ratios clipped at 0, then the floor
+    with pytest.raises(ValueError, match="step"):
+        update_weights_average(w, a, 0, step=0.0)
+
+
+def test_average_rule_is_never_stuck_at_the_floor() -> None:
+    """The additive and relative rules leave a weight at the floor unless one epoch's α says
+    more than the target's; the average rule climbs back geometrically: 1 − 0.7^k."""
+    w = torch.tensor([1.0, 1e-6], dtype=torch.float64)
+    alphas = torch.tensor([0.8, 0.8], dtype=torch.float64)  # the task's update taken in full
+    assert update_weights_relative(w, torch.tensor([0.8, 0.7]), 0)[1] == 1e-6
+    for _ in range(5):
+        w = update_weights_average(w, alphas, 0, step=0.3)
+    assert float(w[1]) == pytest.approx(1 - 0.7**5, abs=1e-6)
+
+
+def test_default_is_the_bounded_fit_with_averaged_weights_and_paper_is_one_option_away(
+    tmp_path: Path,
+) -> None:
+    av = toy_config(tmp_path).alphavil
+    assert (av.preset, av.alpha_solver, av.alpha_bounds, av.weight_rule) == (
+        "default", "lbfgs", [0.0, 1.0], "average"
+    )  # fmt: skip
+    paper = toy_config(tmp_path, "alphavil.preset=paper").alphavil
+    assert (paper.alpha_solver, paper.alpha_bounds, paper.weight_rule, paper.steps) == (
+        "sgd", [], "additive", 10
+    )  # fmt: skip
+    mixed = toy_config(tmp_path, "alphavil.preset=paper", "alphavil.alpha_solver=lbfgs").alphavil
+    assert (mixed.alpha_solver, mixed.alpha_bounds, mixed.weight_rule) == ("lbfgs", [], "additive")
+    newton = toy_config(tmp_path, "alphavil.alpha_solver=newton").alphavil
+    assert newton.alpha_bounds == []  # bounds are an L-BFGS option: not carried to Newton
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["alphavil.preset=fast"], "alphavil.preset: 'fast' is not one of 'default', 'paper'"),
+        (["alphavil.alpha_bounds=[1, 0]"], "alphavil.alpha_bounds: expected [] or [lo, hi]"),
+        (["alphavil.alpha_solver=newton", "alphavil.alpha_bounds=[0, 1]"], "are for alpha_solver"),
+        (["alphavil.weight_step=0"], "alphavil.weight_step"),
+    ],
+)
+def test_bad_preset_and_bounds_are_one_line_errors(
+    tmp_path: Path, overrides: list[str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        toy_config(tmp_path, *overrides)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_runs_made_before_the_new_defaults_are_the_paper_preset_not_the_default(
+    tmp_path: Path,
+) -> None:
+    """A stored config from before `preset`, `alpha_bounds` and the new defaults existed (it
+    records sgd / additive and no bounds) is the same run as a request with preset = "paper",
+    and a different run from the new default."""
+    paper = toy_config(tmp_path, "train.method=alphavil", "alphavil.preset=paper")
+    stored = plain(paper.to_dict())
+    for key in ("preset", "alpha_bounds", "weight_step"):
+        del stored["alphavil"][key]
+    assert differing_keys(stored, plain(paper.to_dict()), config_defaults(paper)) == []
+    new = toy_config(tmp_path, "train.method=alphavil")
+    diff = differing_keys(stored, plain(new.to_dict()), config_defaults(new))
+    assert diff == ["alphavil.alpha_bounds", "alphavil.alpha_solver", "alphavil.weight_rule"]
+
+
+def test_shipped_paper_configs_pin_the_paper_preset() -> None:
+    root = Path(__file__).parents[1] / "configs"
+    for name in ("multimnist_paper", "multimnist_cpu", "multimnist_full", "benchmark_multimnist"):
+        cfg = load_config(root / f"{name}.toml", [])
+        assert cfg.alphavil.preset == "paper", name
+        assert cfg.alphavil.alpha_bounds == []
+        if name != "multimnist_full":  # its αVIL variants set the exact solver themselves
+            assert (cfg.alphavil.alpha_solver, cfg.alphavil.weight_rule) == ("sgd", "additive")

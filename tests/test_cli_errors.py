@@ -208,7 +208,8 @@ def test_diverged_run_exits_1_and_ctrl_c_130(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     args = ["run", str(cfg), *_toy(tmp_path), "--quiet", "name=diverged"]
-    code, err = _run(capsys, *args, "alphavil.optimizer={name='SGD', lr=1e30}")
+    paper = "alphavil.preset=paper"
+    code, err = _run(capsys, *args, paper, "alphavil.optimizer={name='SGD', lr=1e30}")
     assert code == 1 and "run stopped" in err and len(err.splitlines()) == 1, err
 
     import alphavil.runner

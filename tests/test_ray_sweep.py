@@ -173,7 +173,12 @@ def test_ctrl_c_cancels_ray_tasks_and_the_sweep_resumes_only_missing_runs(
 
 
 def test_a_run_that_fails_on_ray_is_recorded(ray_cluster: Any, tmp_path: Path) -> None:
-    overrides = _ov(tmp_path, "train.epochs=1", "alphavil.optimizer={name='SGD', lr=1e30}")
+    overrides = _ov(
+        tmp_path,
+        "train.epochs=1",
+        "alphavil.preset=paper",
+        "alphavil.optimizer={name='SGD', lr=1e30}",
+    )
     sweep = SweepConfig(methods=["single", "alphavil"], targets=["main"], seeds=[0], workers=2)
     results = run_sweep(None, overrides, sweep, log=sys.stderr, backend="ray")
     assert {r["name"]: r["ok"] for r in results} == {

@@ -55,6 +55,7 @@ def test_crashed_run_is_recorded_and_the_sweep_finishes(tmp_path: Path) -> None:
         *TOY,
         f"out_dir='{tmp_path}'",
         "train.epochs=1",
+        "alphavil.preset=paper",
         "alphavil.optimizer={name='SGD', lr=1e30}",
     ]
     results = run_sweep(None, overrides, _sweep(tmp_path))

@@ -53,6 +53,7 @@ def test_alphavil_records_alpha_and_weights_every_epoch_and_keeps_the_floor(tmp_
         tmp_path,
         "train.method=alphavil",
         "train.epochs=3",
+        "alphavil.preset=paper",
         "alphavil.optimizer={name='SGD', lr=50.0}",
     )
     execute(cfg, tmp_path / "run", show_progress=False)

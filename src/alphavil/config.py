@@ -44,9 +44,25 @@ def _opt(name: str, lr: float, **kw: Any) -> Any:
     return field(default_factory=lambda: {"name": name, "lr": lr, **kw}, metadata={"optimizer": 1})
 
 
-def choice(default: str, *choices: str) -> Any:
-    """A string field restricted to ``choices``."""
-    return field(default=default, metadata={"choices": choices})
+def choice(default: str, *choices: str, before: str | None = None) -> Any:
+    """A string field restricted to ``choices`` (``before``: see :func:`option_before`)."""
+    meta: dict[str, Any] = {"choices": choices}
+    if before is not None:
+        meta["before"] = before
+    return field(default=default, metadata=meta)
+
+
+def option_before(f: dataclasses.Field[Any]) -> Any:
+    """The value that reproduces runs made before option ``f`` existed or had its current
+    default (field metadata ``before``; else its default). A stored run config that lacks the
+    key is the same run as a request with this value (:mod:`alphavil.config_diff`)."""
+    if "before" in f.metadata:
+        return f.metadata["before"]
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
 
 
 def bounded(
@@ -99,9 +115,21 @@ class TrainConfig:
     save_state: bool = True
 
 
+# `alphavil.preset = "paper"`: the paper's settings (§4.1) for every [alphavil] key the table does
+# not set. The defaults are the configuration measured best on few target labels (docs/fewlabel).
+ALPHAVIL_PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "paper": {"alpha_solver": "sgd", "weight_rule": "additive", "alpha_bounds": []},
+}
+
+
 @dataclass
 class AlphaVILConfig:
-    """αVIL (Algorithm 1) settings; paper §4.1 defaults."""
+    """αVIL (Algorithm 1) settings: the measured-best defaults (docs/fewlabel); the paper's §4.1
+    settings with ``preset = "paper"``."""
+
+    # "default" or "paper": the values of the keys this table does not set (ALPHAVIL_PRESETS)
+    preset: str = choice("default", *ALPHAVIL_PRESETS)
 
     rho: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # ratio of each task's data per epoch
     steps: int = bounded(10, 0)  # s, α tuning steps
@@ -114,7 +142,10 @@ class AlphaVILConfig:
     # Line 9: "sgd" = `steps` steps of `optimizer` (the paper); "lbfgs" / "newton" = solve for
     # the argmin (alphavil.alpha_exact), stopping when a step gains less than `solver_tol` or
     # after `solver_passes` gradient (L-BFGS) or gradient+Hessian (Newton) dev passes.
-    alpha_solver: str = choice("sgd", "sgd", "lbfgs", "newton")
+    alpha_solver: str = choice("lbfgs", "sgd", "lbfgs", "newton", before="sgd")
+    # "lbfgs" only: α kept in the box [lo, hi]^T (SciPy's L-BFGS-B, alphavil.alpha_box); []
+    # = unbounded. The default [0, 1] takes each task's update in part or not at all.
+    alpha_bounds: list[float] = field(default_factory=lambda: [0.0, 1.0], metadata={"before": []})
     solver_tol: float = bounded(1e-6, 0.0)
     solver_passes: int = bounded(30, 1)
     # α's starting point: "sum" = 1 (θ + Σ δ_t), "mean" = 1/T (the average update).
@@ -122,8 +153,11 @@ class AlphaVILConfig:
     # Line 11: "additive" = w_t + α_t − 1 (the paper); "relative" = w_t + α_t/α_target − 1 with
     # the target's weight fixed and auxiliary weights capped at weight_cap × the target's
     # (alphavil.task_weights).
-    weight_rule: str = choice("additive", *WEIGHT_RULES)
+    # "average" = w_t moves a step `weight_step` towards clip(α_t/α_target, 0, weight_cap) × the
+    # target's weight (an exponential average of the evidence; never stuck at the floor).
+    weight_rule: str = choice("average", *WEIGHT_RULES, before="additive")
     weight_cap: float = bounded(1.0, 0.0, lo_open=True)
+    weight_step: float = bounded(0.3, 0.0, 1.0, lo_open=True)
     # Under torchrun: collect the task deltas in parallel (task i on rank i mod W) instead of
     # sharding every batch over the ranks (alphavil.methods.alphavil.AlphaVIL.collect_deltas)
     parallel_deltas: bool = False
@@ -422,6 +456,8 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
                 *METHOD_SECTIONS,
             ]
             raise ConfigError(f"unknown key '{key}'; allowed: {', '.join(dict.fromkeys(allowed))}")
+        if key == "alphavil":
+            value = with_alphavil_preset(value)
         section = build_section(cls, value, key)
         if key in ("train", "alphavil", "diw"):
             kwargs[key] = section
@@ -546,7 +582,34 @@ def _coarse(entry: ExtraTask, has_classes: bool, tasks: dict[str, Task], i: int)
     return entry
 
 
+def with_alphavil_preset(table: Any) -> Any:
+    """The ``[alphavil]`` table with its preset's values for the keys it does not set. A table
+    that picks a solver other than L-BFGS and says nothing of bounds gets none (bounds are an
+    L-BFGS option)."""
+    if not isinstance(table, dict):
+        return table
+    name = table.get("preset", "default")
+    if name not in ALPHAVIL_PRESETS:
+        raise ConfigError(
+            f"alphavil.preset: {name!r} is not one of {', '.join(map(repr, ALPHAVIL_PRESETS))}"
+        )
+    out = {**ALPHAVIL_PRESETS[name], **table}
+    if out.get("alpha_solver", "lbfgs") != "lbfgs" and "alpha_bounds" not in table:
+        out["alpha_bounds"] = []
+    return out
+
+
 def _check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
+    bounds = av.alpha_bounds
+    if bounds and (len(bounds) != 2 or not bounds[0] < bounds[1]):
+        raise ConfigError(
+            f"alphavil.alpha_bounds: expected [] or [lo, hi] with lo < hi, got {bounds}"
+        )
+    if bounds and av.alpha_solver != "lbfgs":
+        raise ConfigError(
+            f"alphavil.alpha_bounds: bounds are for alpha_solver = 'lbfgs', got "
+            f"{av.alpha_solver!r}; set alpha_bounds = [] or alpha_solver = 'lbfgs'"
+        )
     lo_hi = av.grid_range
     if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:
         raise ConfigError(f"alphavil.grid_range: expected [lo, hi] with lo < hi, got {lo_hi}")

@@ -12,10 +12,14 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
+from alphavil.config import option_before
+
 if TYPE_CHECKING:
     from alphavil.config import RunConfig
 
 _NOT_COMPARED = ("out_dir", "sweep")  # top-level config keys that do not change a run
+# dotted keys that only say where other keys' values came from (those values are compared)
+_NOT_COMPARED_KEYS = ("alphavil.preset",)
 
 
 def plain(config: dict[str, Any]) -> dict[str, Any]:
@@ -41,20 +45,24 @@ def differing_keys(
 ) -> list[str]:
     """Dotted keys whose values differ between two configs (empty: the same config).
 
-    A key missing from ``stored`` whose requested value is its default (``defaults``: dotted
-    key -> default) is not a difference: the run was made before that option existed.
+    A key missing from ``stored`` whose requested value is the one that reproduces older runs
+    (``defaults``: dotted key -> that value, see :func:`alphavil.config.option_before`) is not a
+    difference: the run was made before that option existed.
     """
     a, b, d = flatten(stored), flatten(requested), defaults or {}
     return [
         k
         for k in sorted(set(a) | set(b))
-        if a.get(k, _ABSENT) != b.get(k, _ABSENT)
+        if k not in _NOT_COMPARED_KEYS
+        and a.get(k, _ABSENT) != b.get(k, _ABSENT)
         and not (k not in a and k in b and k in d and d[k] == b[k])
     ]
 
 
 def config_defaults(cfg: RunConfig) -> dict[str, Any]:
-    """Dotted key -> default value of every option in ``cfg``'s tables (JSON-plain)."""
+    """Dotted key -> the value of every option in ``cfg``'s tables that reproduces runs made
+    before the option existed (its default unless it says otherwise; JSON-plain)."""
+
     tables: dict[str, Any] = {
         "data": cfg.data,
         "train": cfg.train,
@@ -70,10 +78,9 @@ def config_defaults(cfg: RunConfig) -> dict[str, Any]:
         for f in dataclasses.fields(obj):
             if f.name.startswith("_"):
                 continue
-            if f.default is not dataclasses.MISSING:
-                table[f.name] = f.default
-            elif f.default_factory is not dataclasses.MISSING:
-                table[f.name] = f.default_factory()
+            before = option_before(f)
+            if before is not dataclasses.MISSING:
+                table[f.name] = before
         out.update(flatten(json.loads(json.dumps({key: table}, default=str))))
     return out
 

@@ -5,6 +5,12 @@ relative mix (how much of each task's update to take *compared with the target's
 additive rule reads both as importance, so an α fit that merely shrinks the target's own step
 (α < 1 everywhere) lowers every weight, the target's included, until all sit at the floor and the
 normalised weights are equal again. The relative rule reads only the mix.
+
+Both move a weight by the whole of one epoch's evidence, and a weight at the floor is absorbing:
+its task's update is then ~0, so α can no longer measure it. On a small dev set one noisy epoch
+sends a useful auxiliary task to the floor for good (docs/fewlabel). The average rule moves each
+auxiliary weight a step η towards the epoch's clipped ratio α_t / α_target, so a weight is an
+exponential average of the evidence and comes back when the evidence does.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-WEIGHT_RULES = ("additive", "relative")
+WEIGHT_RULES = ("additive", "relative", "average")
 
 
 def update_weights(weights: Tensor, alphas: Tensor, *, floor: float = 1e-6) -> Tensor:
@@ -66,3 +72,45 @@ def update_weights_relative(
 def all_at_floor(weights: Tensor, floor: float) -> bool:
     """Whether every weight sits at the floor (normalised, that is equal weighting in disguise)."""
     return bool(torch.all(weights <= floor * (1 + 1e-9)))
+
+
+def update_weights_average(
+    weights: Tensor,
+    alphas: Tensor,
+    target: int,
+    *,
+    step: float = 0.3,
+    floor: float = 1e-6,
+    cap: float = 1.0,
+    min_scale: float = 1e-3,
+) -> Tensor:
+    """w_t ← (1 − η) w_t + η · clip(α_t / α_t*, 0, cap) · w_t*, the target's weight fixed.
+
+    An exponential average (step η) of each epoch's relative mix, clipped to [0, cap] times the
+    target's weight and floored at ``floor``. Unlike the additive and relative rules a weight
+    is never stuck at the floor: it rises again as soon as α takes the task's update again.
+    When α_t* < ``min_scale`` the epoch says nothing about the mix and the weights stay.
+
+    Args:
+        weights: Current task weights ``(T,)``.
+        alphas: Fitted α ``(T,)``.
+        target: Index of the target task in ``weights``.
+        step: η in (0, 1]: how far one epoch moves a weight (1 = to the epoch's ratio).
+        floor: Lower clamp of the auxiliary weights.
+        cap: Upper clamp, as a multiple of the target's weight.
+        min_scale: Smallest α_t* for which the ratios are used.
+    """
+    if weights.shape != alphas.shape or weights.dim() != 1:
+        raise ValueError(f"weights {tuple(weights.shape)} and alphas {tuple(alphas.shape)} differ")
+    if not 0 <= target < weights.shape[0]:
+        raise ValueError(f"target index {target} is out of range for {weights.shape[0]} tasks")
+    if not 0.0 < step <= 1.0:
+        raise ValueError(f"step must be in (0, 1], got {step}")
+    scale = float(alphas[target])
+    if scale < min_scale:
+        return weights.clone()
+    w_target = weights[target]
+    ratio = (alphas / scale).clamp(0.0, cap) * w_target
+    new = ((1.0 - step) * weights + step * ratio).clamp(min=floor)
+    new[target] = w_target
+    return new

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from alphavil import distributed as dist
 from alphavil.alpha import AlphaFit, fit_alpha, target_loss_and_grad, target_loss_value
+from alphavil.alpha_box import solve_alpha_box
 from alphavil.alpha_exact import (
     finite_or_inf,
     grid_check,
@@ -27,7 +28,12 @@ from alphavil.alpha_exact import (
 from alphavil.config import build_optimizer
 from alphavil.deltas import delta, mix, norms, restore, snapshot, stack_deltas
 from alphavil.methods.base import Method
-from alphavil.task_weights import all_at_floor, update_weights, update_weights_relative
+from alphavil.task_weights import (
+    all_at_floor,
+    update_weights,
+    update_weights_average,
+    update_weights_relative,
+)
 from alphavil.training import NonFiniteLossError
 
 
@@ -163,6 +169,16 @@ class AlphaVIL(Method):
                 init=init,
                 value=value,
             )
+        elif av.alpha_solver == "lbfgs" and av.alpha_bounds:
+            fit = solve_alpha_box(
+                value_and_grad,
+                start_candidates(n, target, init),
+                value=value,
+                lo=av.alpha_bounds[0],
+                hi=av.alpha_bounds[1],
+                tol=av.solver_tol,
+                max_passes=av.solver_passes,
+            )
         elif av.alpha_solver == "lbfgs":
             fit = solve_alpha(
                 value_and_grad,
@@ -196,9 +212,13 @@ class AlphaVIL(Method):
         alphas = fit.alphas.double()
         if av.weight_rule == "additive":
             w = update_weights(old, alphas, floor=av.weight_floor)
-        else:
+        elif av.weight_rule == "relative":
             w = update_weights_relative(
                 old, alphas, target, floor=av.weight_floor, cap=av.weight_cap
+            )
+        else:
+            w = update_weights_average(
+                old, alphas, target, step=av.weight_step, floor=av.weight_floor, cap=av.weight_cap
             )
         self.loop.weights = dict(zip(self.loop.tasks, w.tolist(), strict=True))
         if n > 1 and all_at_floor(w, av.weight_floor):
