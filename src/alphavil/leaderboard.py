@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from alphavil.plots import _save, pyplot
-from alphavil.report import _bootstrap_ci, _fmt, _per_target, _write_csv, _write_text
+from alphavil.report import bootstrap_ci, _fmt, _per_target, _write_csv, _write_text
 from alphavil.run_labels import display_name
 from alphavil.run_labels import label_order as _order
 from alphavil.runs import read_jsonl
@@ -95,7 +95,7 @@ def leaderboard(
             diffs = [seeds[s]["test"] - base[s]["test"] for s in paired]
             if label != baseline and len(diffs) >= 2:
                 row["diff"] = statistics.fmean(diffs)
-                row["ci_low"], row["ci_high"] = _bootstrap_ci(diffs)
+                row["ci_low"], row["ci_high"] = bootstrap_ci(diffs)
                 nonzero = any(d != 0 for d in diffs)
                 row["p"] = float(wilcoxon(diffs).pvalue) if nonzero else math.nan
             else:

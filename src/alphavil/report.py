@@ -157,7 +157,7 @@ def table1(
     return rows
 
 
-def _bootstrap_ci(diffs: list[float]) -> tuple[float, float]:
+def bootstrap_ci(diffs: list[float]) -> tuple[float, float]:
     """95% percentile bootstrap CI of the mean of paired differences."""
     from scipy.stats import bootstrap
 
@@ -201,7 +201,7 @@ def paired(
                 for split in ("dev", "test"):
                     diffs = [ours[s][split] - other[s][split] for s in seeds]
                     row[f"{split}_mean_diff"] = statistics.fmean(diffs)
-                    row[f"{split}_ci_low"], row[f"{split}_ci_high"] = _bootstrap_ci(diffs)
+                    row[f"{split}_ci_low"], row[f"{split}_ci_high"] = bootstrap_ci(diffs)
                     nonzero = [d for d in diffs if d != 0]
                     if len(nonzero) >= 1 and len(diffs) >= 2:
                         row[f"{split}_p"] = float(wilcoxon(diffs, zero_method="wilcox").pvalue)

@@ -1,0 +1,252 @@
+"""The few-label benchmark's report: per auxiliary kind, every method against single-task,
+multitask and the best other method, paired by seed, from the runs of a study folder.
+
+A study folder holds runs labelled ``<kind>.<method>`` (``coarse.alphavil``, ``random.multitask``,
+...: the auxiliary kind and the configuration) and the controls that train the target alone
+(``single``, ``single-lr*``, ``alphavil-T1``), which belong to every kind. For each kind:
+target test accuracy at the best dev epoch (mean ± std over seeds, and seconds per run), and the
+paired differences with 95% bootstrap CIs against single-task (the dev-tuned row ``single-tuned``:
+per seed the lr of the ``single*`` runs with the best dev accuracy), against multitask, and
+against the best other configuration of the kind (highest mean test accuracy). Then the
+information test (each method with the informative coarse-label task minus the same method with
+the random-label one), the check of the default αVIL against the better of single-task and
+multitask, and the auxiliary tasks' share of αVIL's written step (:mod:`alphavil.alpha_use`).
+
+    python -m alphavil.fewlabel_report runs/fewlabel/multimnist-n1000 \
+        --out docs/fewlabel/multimnist-n1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from alphavil.alpha_use import alpha_use
+from alphavil.report import bootstrap_ci, collect_runs
+from alphavil.runs import atomic_write
+
+Scores = dict[int, dict[str, float]]  # seed -> {"dev", "test", "seconds", "epoch"}
+CONTROLS = "target alone"  # the kind of the runs that train the target alone
+
+
+def split_label(label: str) -> tuple[str, str]:
+    """``"coarse.alphavil"`` -> ("coarse", "alphavil"); a control (``single-lr0.025``: its
+    prefix is not a name) -> (CONTROLS, label)."""
+    kind, dot, method = label.partition(".")
+    return (kind, method) if dot and kind.isidentifier() else (CONTROLS, label)
+
+
+def scores(runs: list[dict[str, Any]], target: str) -> dict[str, dict[str, Scores]]:
+    """kind -> configuration -> seed -> the target's scores at its best dev epoch (in %)."""
+    out: dict[str, dict[str, Scores]] = defaultdict(lambda: defaultdict(dict))
+    for r in runs:
+        best = r["summary"].get("best", {}).get(target)
+        if best is None or best.get("test_accuracy") is None:
+            continue
+        kind, method = split_label(r["label"])
+        out[kind][method][r["seed"]] = {
+            "dev": 100.0 * best["dev_accuracy"],
+            "test": 100.0 * best["test_accuracy"],
+            "epoch": float(best.get("epoch", math.nan)),
+            "seconds": float(r["summary"].get("seconds", math.nan)),
+        }
+    controls = out.get(CONTROLS, {})
+    singles = [m for m in controls if m == "single" or m.startswith("single-lr")]
+    if len(singles) > 1:
+        seeds = set.intersection(*(set(controls[m]) for m in singles))
+        controls["single-tuned"] = {
+            s: controls[max(singles, key=lambda m: controls[m][s]["dev"])][s] for s in seeds
+        }
+    return out
+
+
+def paired_diff(a: Scores, b: Scores) -> dict[str, Any]:
+    """Mean and 95% bootstrap CI of a − b (test, points) over the seeds both have."""
+    seeds = sorted(set(a) & set(b))
+    diffs = [a[s]["test"] - b[s]["test"] for s in seeds]
+    if not diffs:
+        return {"n": 0, "mean": math.nan, "low": math.nan, "high": math.nan, "wins": 0}
+    low, high = bootstrap_ci(diffs) if len(diffs) > 1 else (math.nan, math.nan)
+    wins = sum(d > 0 for d in diffs)
+    return {
+        "n": len(diffs),
+        "mean": statistics.fmean(diffs),
+        "low": low,
+        "high": high,
+        "wins": wins,
+    }
+
+
+def _mean(s: Scores, key: str = "test") -> float:
+    return statistics.fmean(v[key] for v in s.values()) if s else math.nan
+
+
+def _fmt_diff(d: dict[str, Any]) -> str:
+    if not d["n"]:
+        return "–"
+    ci = "" if math.isnan(d["low"]) else f" [{d['low']:+.2f}, {d['high']:+.2f}]"
+    return f"{d['mean']:+.2f}{ci} ({d['wins']}/{d['n']})"
+
+
+def kind_rows(table: dict[str, dict[str, Scores]], kind: str) -> list[dict[str, Any]]:
+    """One row per configuration of ``kind`` plus the target-alone controls."""
+    configs = {**table.get(CONTROLS, {}), **table.get(kind, {})}
+    single, multi = (
+        configs.get("single-tuned") or configs.get("single", {}),
+        configs.get("multitask", {}),
+    )
+    rows = []
+    for name, s in sorted(configs.items(), key=lambda kv: -_mean(kv[1])):
+        others = {m: o for m, o in table.get(kind, {}).items() if m != name}
+        best_other = max(others, key=lambda m: _mean(others[m]), default=None)
+        values = [v["test"] for v in s.values()]
+        rows.append(
+            {
+                "kind": kind,
+                "config": name,
+                "seeds": len(s),
+                "test_mean": statistics.fmean(values),
+                "test_std": statistics.stdev(values) if len(values) > 1 else math.nan,
+                "best_epoch": _mean(s, "epoch"),
+                "seconds": _mean(s, "seconds"),
+                "vs_single": paired_diff(s, single)
+                if name not in ("single", "single-tuned")
+                else None,
+                "vs_multitask": paired_diff(s, multi) if name != "multitask" else None,
+                "best_other": best_other,
+                "vs_best_other": paired_diff(s, others[best_other]) if best_other else None,
+            }
+        )
+    return rows
+
+
+def verdict(table: dict[str, dict[str, Scores]], kind: str, method: str = "alphavil") -> str:
+    """The acceptance check: ``method``'s mean against the better of single-task and multitask
+    (never more than 0.3 below; at least as good where the two differ by >= 2 points)."""
+    controls, own = table.get(CONTROLS, {}), table.get(kind, {})
+    single = controls.get("single-tuned") or controls.get("single")
+    if method not in own or not single or "multitask" not in own:
+        return f"{kind}: not enough runs"
+    ours, s, m = _mean(own[method]), _mean(single), _mean(own["multitask"])
+    better, gap = max(s, m), abs(s - m)
+    need = better if gap >= 2 else better - 0.3
+    ok = "meets" if ours >= need else "misses"
+    return (
+        f"{kind}: {method} {ours:.2f} vs single {s:.2f}, multitask {m:.2f} (seeds: "
+        f"{len(own[method])}/{len(single)}/{len(own['multitask'])}); needs >= {need:.2f}: {ok}"
+    )
+
+
+def information(table: dict[str, dict[str, Scores]]) -> list[str]:
+    """Each method with the coarse-label auxiliary task minus with the random-label one."""
+    coarse, rand = table.get("coarse", {}), table.get("random", {})
+    return [
+        f"| {m} | {_fmt_diff(paired_diff(coarse[m], rand[m]))} |"
+        for m in sorted(set(coarse) & set(rand))
+    ]
+
+
+def _row(cells: list[Any]) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+HEAD = ["configuration", "seeds", "test", "best epoch", "s/run"]
+HEAD += ["− single-tuned", "− multitask", "− best other"]
+SHARE_HEAD = ["configuration", "auxiliary task", "seeds", "mean share", "epochs used", "mean α_aux"]
+
+
+def format_report(runs: list[dict[str, Any]], target: str) -> str:
+    """The markdown report of a study folder's runs (see the module doc)."""
+    table = scores(runs, target)
+    kinds: list[str] = [k for k in ("coarse", "random", "related", "mixed") if k in table]
+    kinds += sorted(k for k in table if k not in kinds and k != CONTROLS)
+    lines = [
+        f"Target `{target}`: test accuracy (%) at the best dev epoch; differences in points,",
+        "paired by seed: mean [95% bootstrap CI] (seeds where the row is higher / seeds).",
+        "",
+    ]
+    for kind in kinds:
+        lines += [f"### Auxiliary kind: {kind}", "", _row(HEAD), _row(["---"] * len(HEAD))]
+        for r in kind_rows(table, kind):
+            std = "" if math.isnan(r["test_std"]) else f" ± {r['test_std']:.2f}"
+            diffs = [_fmt_diff(r[k]) if r[k] else "–" for k in ("vs_single", "vs_multitask")]
+            other = f"{_fmt_diff(r['vs_best_other'])} ({r['best_other']})"
+            lines.append(
+                _row(
+                    [
+                        r["config"],
+                        r["seeds"],
+                        f"{r['test_mean']:.2f}{std}",
+                        f"{r['best_epoch']:.1f}",
+                        f"{r['seconds']:.0f}",
+                        *diffs,
+                        other if r["best_other"] else "–",
+                    ]
+                )
+            )
+        lines.append("")
+    lines += ["### The default αVIL against the better of single-task and multitask", ""]
+    lines += [f"* {verdict(table, k)}" for k in kinds] + [""]
+    info = information(table)
+    if info:
+        lines += ["### Information test: coarse-label minus random-label auxiliary task", ""]
+        lines += ["| configuration | coarse − random |", "|---|---|", *info, ""]
+    share = alpha_use(runs)
+    if share:
+        lines += ["### Auxiliary tasks' share of αVIL's written step (|α_t|·‖δ_t‖ / Σ)", ""]
+        lines += [_row(SHARE_HEAD), _row(["---"] * len(SHARE_HEAD))]
+        for r in share:
+            used = f"{r['epochs_on']:.1f} / {r['epochs']:.0f}"
+            lines.append(
+                _row(
+                    [
+                        r["label"],
+                        r["aux"],
+                        r["seeds"],
+                        f"{r['share_mean']:.3f}",
+                        used,
+                        f"{r['alpha_aux_mean']:.3f}",
+                    ]
+                )
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("runs", help="a study folder of run directories")
+    p.add_argument("--out", help="folder for report.md and scores.json (default: print)")
+    p.add_argument("--target", default="left")
+    a = p.parse_args(argv)
+    try:
+        runs = collect_runs(Path(a.runs))
+    except ValueError as err:
+        print(f"alphavil: error: {err}", file=sys.stderr)
+        return 2
+    if not runs:
+        print(
+            f"alphavil: error: {a.runs}: no completed runs (folders with summary.json)",
+            file=sys.stderr,
+        )
+        return 2
+    text = format_report(runs, a.target)
+    if a.out is None:
+        print(text, end="")
+        return 0
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "report.md", lambda f: f.write(text.encode()))
+    table = json.dumps(scores(runs, a.target), indent=1, sort_keys=True)
+    atomic_write(out / "scores.json", lambda f: f.write(table.encode()))
+    print(out / "report.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
