@@ -13,6 +13,7 @@ from alphavil.alpha import (
     target_loss_value,
     update_weights,
 )
+from alphavil.alpha_box import solve_alpha_box
 from alphavil.alpha_exact import (
     grid_check,
     solve_alpha,
@@ -22,7 +23,7 @@ from alphavil.alpha_exact import (
 )
 from alphavil.deltas import delta, mix, restore, snapshot, stack_deltas
 from alphavil.models.multihead import MultiHeadModel
-from alphavil.task_weights import update_weights_relative
+from alphavil.task_weights import update_weights_average, update_weights_relative
 from alphavil.tasks import Task
 
 __version__ = "0.1.0"
@@ -40,6 +41,7 @@ __all__ = [
     "restore",
     "snapshot",
     "solve_alpha",
+    "solve_alpha_box",
     "solve_alpha_newton",
     "stack_deltas",
     "start_candidates",
@@ -48,5 +50,6 @@ __all__ = [
     "target_loss_grad_hess",
     "target_loss_value",
     "update_weights",
+    "update_weights_average",
     "update_weights_relative",
 ]
