@@ -130,6 +130,11 @@ def test_end_to_end_convex(tmp_path: Path) -> None:
         r = result["arms"][arm]
         assert r["lr"] in (0.5, 1.0, 2.0)
         assert 0.8 < r["final_hv"][0] < 1.0  # the analytic front's HV is 0.9366
+        # every stored run says what made it: its seed, lr and resolved config
+        assert [run["seed"] for run in r["runs"]] == [0, 1]
+        for run in r["runs"]:
+            assert run["lr"] == r["lr"] and run["config"]["train"]["seed"] == run["seed"]
+            assert run["config"]["train"]["optimizer"]["lr"] == r["lr"]
     assert (tmp_path / "convex.md").read_text().startswith("| arm |")
 
 

@@ -92,8 +92,9 @@ Job = tuple[str, str, float, int]  # problem, arm, lr, seed
 
 
 def run_arm(problem: str, arm: str, lr: float, seed: int) -> dict[str, Any]:
-    """One run; its curves (test HV, dev HV, IGD+, mean subproblem distance), final per-model
-    scalarised test loss, status and seconds. A run whose loss diverges returns its status."""
+    """One run; its seed, lr and resolved config, its curves (test HV, dev HV, IGD+, mean
+    subproblem distance), final per-model scalarised test loss, status and seconds. A run whose
+    loss diverges returns its status."""
     from alphavil.runner import load_data
     from alphavil.training import NonFiniteLossError
 
@@ -102,15 +103,22 @@ def run_arm(problem: str, arm: str, lr: float, seed: int) -> dict[str, Any]:
     cfg = load_config(CONFIGS / file, overrides)
     torch.set_num_threads(1)
     data, make_model = load_data(cfg)
+    made = {"seed": seed, "lr": lr, "config": cfg.to_dict()}  # what made the run, stored with it
     t0 = time.perf_counter()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             s = run_population(cfg, data, make_model)
     except NonFiniteLossError as err:
-        return {"status": "diverged", "error": str(err), "seconds": time.perf_counter() - t0}
+        return {
+            **made,
+            "status": "diverged",
+            "error": str(err),
+            "seconds": time.perf_counter() - t0,
+        }
     dist = s.get("subproblem_distance_curve")
     return {
+        **made,
         "hv": s["hv_curve"],
         "hv_dev": s.get("hv_dev_curve"),
         "igd_plus": s.get("igd_plus_curve"),
