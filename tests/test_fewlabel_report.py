@@ -15,7 +15,11 @@ from alphavil.report import collect_runs
 def _run(root: Path, label: str, method: str, seed: int, dev: float, test: float) -> None:
     d = root / f"{label}-s{seed}"
     d.mkdir(parents=True)
-    config = {"label": label, "train": {"method": method, "seed": seed}}
+    config = {
+        "label": label,
+        "train": {"method": method, "seed": seed},
+        "data": {"budget": {"target": 1000}},
+    }
     best = {"left": {"dev_accuracy": dev / 100, "test_accuracy": test / 100, "epoch": 3}}
     summary = {"status": "completed", "target": "left", "best": best, "seconds": 10.0}
     (d / "config.json").write_text(json.dumps(config))
@@ -68,3 +72,10 @@ def test_an_empty_folder_is_a_one_line_error(
     assert main([str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("alphavil: error:") and len(err.splitlines()) == 1
+
+
+def test_gain_figure_is_drawn_from_study_folders(study: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fig"
+    assert main([str(study), "--out", str(out), "--figure", str(study)]) == 0
+    png = out / "gain_vs_budget.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

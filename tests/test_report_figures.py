@@ -35,7 +35,7 @@ def figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         saved.append(fig)
         return path
 
-    monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(plots, "save_figure", keep)
     return saved
 
 

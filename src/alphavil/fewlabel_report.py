@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from alphavil.alpha_use import alpha_use
+from alphavil.plots import pyplot, save_figure
 from alphavil.report import bootstrap_ci, collect_runs
 from alphavil.runs import atomic_write
 
@@ -218,11 +219,65 @@ def format_report(runs: list[dict[str, Any]], target: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def budget_of(runs: list[dict[str, Any]]) -> int | None:
+    """The target's label budget N of a study folder's runs (None without a budget)."""
+    sizes = {(r["config"].get("data", {}).get("budget") or {}).get("target") for r in runs}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+def gain_figure(studies: list[list[dict[str, Any]]], target: str, path: Path) -> Path | None:
+    """Each configuration's gain over dev-tuned single-task (mean, 95% bootstrap CI) against the
+    target's label budget N, one panel per auxiliary kind; one study folder per budget."""
+    points: dict[str, dict[str, list[tuple[int, dict[str, Any]]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for runs in studies:
+        n, table = budget_of(runs), scores(runs, target)
+        controls = table.get(CONTROLS, {})
+        single = controls.get("single-tuned") or controls.get("single")
+        if n is None or not single:
+            continue
+        for kind, configs in table.items():
+            if kind == CONTROLS:
+                continue
+            for name, s in configs.items():
+                d = paired_diff(s, single)
+                if d["n"]:
+                    points[kind][name].append((n, d))
+    if not points:
+        return None
+    plt = pyplot()
+    kinds = sorted(points)
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.6), squeeze=False)
+    for ax, kind in zip(axes[0], kinds, strict=True):
+        for name, pts in sorted(points[kind].items()):
+            pts.sort(key=lambda p: p[0])
+            xs = [p[0] for p in pts]
+            ys = [p[1]["mean"] for p in pts]
+            lo = [p[1]["mean"] - p[1]["low"] if not math.isnan(p[1]["low"]) else 0 for p in pts]
+            hi = [p[1]["high"] - p[1]["mean"] if not math.isnan(p[1]["high"]) else 0 for p in pts]
+            ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=name)
+        ax.axhline(0.0, color="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_title(f"auxiliary: {kind}")
+        ax.set_xlabel("target labels N")
+        ax.set_ylabel("test acc. − single-task (points)")
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.suptitle("Gain over dev-tuned single-task, paired by seed (95% bootstrap CI)")
+    return save_figure(fig, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("runs", help="a study folder of run directories")
     p.add_argument("--out", help="folder for report.md and scores.json (default: print)")
     p.add_argument("--target", default="left")
+    p.add_argument(
+        "--figure",
+        nargs="+",
+        metavar="STUDY",
+        help="also draw gain_vs_budget.png from these study folders (one per budget N)",
+    )
     a = p.parse_args(argv)
     try:
         runs = collect_runs(Path(a.runs))
@@ -245,6 +300,14 @@ def main(argv: list[str] | None = None) -> int:
     table = json.dumps(scores(runs, a.target), indent=1, sort_keys=True)
     atomic_write(out / "scores.json", lambda f: f.write(table.encode()))
     print(out / "report.md")
+    if a.figure:
+        try:
+            studies = [collect_runs(Path(d)) for d in a.figure]
+        except ValueError as err:
+            print(f"alphavil: error: {err}", file=sys.stderr)
+            return 2
+        fig = gain_figure(studies, a.target, out / "gain_vs_budget.png")
+        print(fig or "no figure: the study folders have no label budget or no single-task runs")
     return 0
 
 

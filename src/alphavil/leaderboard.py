@@ -17,7 +17,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from alphavil.plots import _save, pyplot
+from alphavil.plots import pyplot, save_figure
 from alphavil.report import _fmt, _per_target, _write_csv, _write_text, bootstrap_ci
 from alphavil.run_labels import display_name
 from alphavil.run_labels import label_order as _order
@@ -170,7 +170,7 @@ def leaderboard_figure(
         ax.set_yticks(range(len(mine)), [display_name(r["method"]) for r in mine])
         ax.set_xlabel(f"target test accuracy − {display_name(baseline)} (pp), 95% CI")
         ax.set_title(f"target {target}")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_leaderboard(

@@ -21,7 +21,7 @@ def pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
     pyplot().close(fig)
     return path
@@ -70,7 +70,7 @@ def alpha_weight_figure(
     fig.suptitle(
         f"{display_name(label)}, target {target}: mean over {len(chosen)} seeds, band = min–max"
     )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def dev_curve_figure(
@@ -104,4 +104,4 @@ def dev_curve_figure(
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"dev accuracy, task {target} (%)")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
