@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from alphavil.cli import main
 from alphavil.config import ConfigError, load_config, parse_override
@@ -101,6 +102,9 @@ def test_run_writes_a_complete_run_directory(
     names = {p.name for p in run.iterdir()}
     assert {"config.json", "env.json", "metrics.jsonl", "summary.json", "best_main.pt"} <= names
     assert json.loads((run / "config.json").read_text())["train"]["method"] == "alphavil"
+    env = json.loads((run / "env.json").read_text())
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert "cpu_model" in env  # the CPU decides the last digits of a run's numbers
     # a finished run is not overwritten by accident
     assert main(["run", str(cfg), *TOY, f"out_dir='{tmp_path}'", "name=r1", "--quiet"]) == 2
     assert "already holds a finished run" in capsys.readouterr().err
