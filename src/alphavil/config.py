@@ -662,9 +662,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Read ``path`` (or start empty), apply ``key=value`` overrides, validate."""
+    """Read ``path`` (or start empty), apply ``key=value`` overrides, validate.
+
+    ``path`` is a TOML file or, where no such file exists, the name of a built-in config
+    (``"quickstart"``; :mod:`alphavil.builtin_configs`).
+    """
+    from alphavil.builtin_configs import find_config
+
     parsed = [(parse_override(text), text) for text in overrides]  # syntax errors first
-    raw = read_toml(path) if path is not None else {}
+    raw = read_toml(find_config(path)) if path is not None else {}
     for (parts, value), text in parsed:
         _set(raw, parts, value, text)
     return resolve(raw)
