@@ -161,17 +161,13 @@ def test_a_file_path_wins_over_the_built_in_name(venv: dict[str, str]) -> None:
 
 def test_the_wheel_runs_the_digits_config_by_name(venv: dict[str, str]) -> None:
     pytest.importorskip("sklearn")
-    out = _alphavil(
-        venv,
-        "run",
-        "digits",
-        "train.epochs=1",
-        "out_dir='runs/d'",
-        "--quiet",
-    )
+    tb = importlib.util.find_spec("tensorboard") is not None  # the extra, where installed
+    args = ["train.epochs=1", "out_dir='runs/d'", f"train.tensorboard={str(tb).lower()}"]
+    out = _alphavil(venv, "run", "digits", *args, "--quiet")
     assert out.returncode == 0, out.stderr
     run = next(Path(venv["_WORK"], "runs/d").iterdir())
     assert (run / "summary.json").is_file()
+    assert any((run / "tb").glob("events.out.tfevents.*")) == tb
 
 
 @pytest.mark.needs_mnist

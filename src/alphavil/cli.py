@@ -8,6 +8,7 @@
     alphavil report RUNS_DIR                  Table 1, paired statistics and figures
     alphavil nlu-predict RUN_DIR... --out DIR GLUE/SuperGLUE submission files (ensemble)
     alphavil plot-pareto RUN_DIR... --out DIR MT2O fronts and hypervolume curves
+    alphavil tensorboard RUN_DIR... --out DIR TensorBoard event files from runs' metrics.jsonl
 
 Exit status: 0 success; 1 a run failed (diverged; for ``sweep``: some run failed); 2 bad input
 (config, arguments, missing or unreadable files, a run directory that is in the way, missing
@@ -208,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     from alphavil import sweep
 
     sweep.add_commands(sub)
+    from alphavil import tensorboard
+
+    tensorboard.add_command(sub)
     return p
 
 

@@ -113,6 +113,9 @@ class TrainConfig:
     # state.pt after every epoch (model, optimisers, weights, RNG): lets a killed run resume
     # bit-identically (`alphavil run ... --resume`, sweeps by default)
     save_state: bool = True
+    # TensorBoard event files in RUN_DIR/tb/ after every epoch, from the metrics.jsonl record
+    # (pip install "alphavil[tensorboard]"; alphavil.tensorboard)
+    tensorboard: bool = False
 
 
 # `alphavil.preset = "paper"`: the paper's settings (§4.1) for every [alphavil] key the table does
