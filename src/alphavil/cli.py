@@ -1,11 +1,14 @@
 """The ``alphavil`` command line.
 
     alphavil run CONFIG [key=value ...]       train one config, write its run directory
+                                              (CONFIG: a TOML file or a built-in name)
+    alphavil configs [NAME]                   list the built-in configs, or print one
     alphavil data [--kind mnist|fashion|...]  fetch MNIST and build the MultiMNIST cache
     alphavil sweep CONFIG --methods ... --targets ... --seeds ...   parallel runs
     alphavil report RUNS_DIR                  Table 1, paired statistics and figures
     alphavil nlu-predict RUN_DIR... --out DIR GLUE/SuperGLUE submission files (ensemble)
     alphavil plot-pareto RUN_DIR... --out DIR MT2O fronts and hypervolume curves
+    alphavil tensorboard RUN_DIR... --out DIR TensorBoard event files from runs' metrics.jsonl
 
 Exit status: 0 success; 1 a run failed (diverged; for ``sweep``: some run failed); 2 bad input
 (config, arguments, missing or unreadable files, a run directory that is in the way, missing
@@ -123,6 +126,20 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_configs(args: argparse.Namespace) -> int:
+    from alphavil.builtin_configs import builtin_configs, describe, find_config
+
+    if args.name:
+        path = find_config(args.name)
+        sys.stdout.write(path.read_text(encoding="utf-8"))
+        return 0
+    configs = builtin_configs()
+    width = max((len(n) for n in configs), default=0)
+    for name, path in configs.items():
+        print(f"{name:<{width}}  {describe(path)}")
+    return 0
+
+
 def cmd_nlu_predict(args: argparse.Namespace) -> int:
     from alphavil.nlu.predict import write_predictions
 
@@ -144,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="train one config and write its run directory")
-    r.add_argument("config", help="TOML run config (see configs/)")
+    r.add_argument("config", help="TOML run config, or a built-in config's name (alphavil configs)")
     r.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=5")
     r.add_argument("--run-dir", help="run directory (default: OUT_DIR/NAME from the config)")
     r.add_argument("--overwrite", action="store_true", help="replace a finished run")
@@ -155,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.set_defaults(func=cmd_run, intermixed="overrides")
+
+    c = sub.add_parser("configs", help="list the built-in configs (NAME: print that config)")
+    c.add_argument(
+        "name",
+        nargs="?",
+        help="print this built-in config (to copy and edit: alphavil configs NAME > my.toml)",
+    )
+    c.set_defaults(func=cmd_configs)
 
     d = sub.add_parser("data", help="fetch MNIST / Fashion-MNIST and cache MultiMNIST splits")
     d.add_argument("--kind", default="mnist", choices=["mnist", "fashion", "fashion_mnist", "all"])
@@ -184,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     from alphavil import sweep
 
     sweep.add_commands(sub)
+    from alphavil import tensorboard
+
+    tensorboard.add_command(sub)
     return p
 
 

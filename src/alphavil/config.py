@@ -113,6 +113,9 @@ class TrainConfig:
     # state.pt after every epoch (model, optimisers, weights, RNG): lets a killed run resume
     # bit-identically (`alphavil run ... --resume`, sweeps by default)
     save_state: bool = True
+    # TensorBoard event files in RUN_DIR/tb/ after every epoch, from the metrics.jsonl record
+    # (pip install "alphavil[tensorboard]"; alphavil.tensorboard)
+    tensorboard: bool = False
 
 
 # `alphavil.preset = "paper"`: the paper's settings (§4.1) for every [alphavil] key the table does
@@ -662,9 +665,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Read ``path`` (or start empty), apply ``key=value`` overrides, validate."""
+    """Read ``path`` (or start empty), apply ``key=value`` overrides, validate.
+
+    ``path`` is a TOML file or, where no such file exists, the name of a built-in config
+    (``"quickstart"``; :mod:`alphavil.builtin_configs`).
+    """
+    from alphavil.builtin_configs import find_config
+
     parsed = [(parse_override(text), text) for text in overrides]  # syntax errors first
-    raw = read_toml(path) if path is not None else {}
+    raw = read_toml(find_config(path)) if path is not None else {}
     for (parts, value), text in parsed:
         _set(raw, parts, value, text)
     return resolve(raw)

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 _NOT_COMPARED = ("out_dir", "sweep")  # top-level config keys that do not change a run
 # dotted keys that only say where other keys' values came from (those values are compared)
-_NOT_COMPARED_KEYS = ("alphavil.preset",)
+# and output-only options that do not change what a run computes
+_NOT_COMPARED_KEYS = ("alphavil.preset", "train.tensorboard")
 
 
 def plain(config: dict[str, Any]) -> dict[str, Any]:

@@ -176,6 +176,10 @@ def _execute(
         _check_preparable(path)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    if cfg.train.tensorboard:  # a missing package: one line before anything is written
+        from alphavil.tensorboard import require
+
+        require()
     data, make_model = load_data(cfg)  # before touching the folder: bad data leaves no trace
     if cfg.train.method not in POPULATION_METHODS:
         check_stream(cfg.train.method, data, list(cfg.train.tasks) or [t.name for t in data.tasks])
@@ -186,7 +190,14 @@ def _execute(
     dist.barrier()
     torch.manual_seed(cfg.train.seed)
     model = make_model()
-    run = RunWriter(path) if main else None
+    run: RunWriter | None = None
+    if main:
+        if cfg.train.tensorboard:
+            from alphavil.tensorboard import TensorBoardRunWriter
+
+            run = TensorBoardRunWriter(path)
+        else:
+            run = RunWriter(path)
     progress = Progress(path.name, cfg.train.epochs, enabled=show_progress and main)
     if cfg.train.method in POPULATION_METHODS:
         assert run is not None

@@ -467,7 +467,7 @@ def parse_seeds(text: str) -> list[int]:
 def add_commands(sub: Any) -> None:
     """Register ``sweep`` (and ``report``, :mod:`alphavil.report_cli`) on the CLI's subparsers."""
     s = sub.add_parser("sweep", help="run methods x targets x seeds in parallel (resumable)")
-    s.add_argument("config")
+    s.add_argument("config", help="TOML run config, or a built-in config's name")
     s.add_argument("overrides", nargs="*", help="key=value overrides for every run")
     s.add_argument("--methods", help="comma list, e.g. single,multitask,diw,alphavil")
     s.add_argument("--targets", help="comma list of target tasks (default: all)")

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from alphavil.builtin_configs import builtin_config_dir
 from alphavil.config import load_config
 from alphavil.pareto.study_stats import hv_auc, markdown, pair, summarise
 
@@ -53,7 +54,7 @@ __all__ = [
     "study",
 ]
 
-CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+CONFIGS = builtin_config_dir()  # the shipped configs (alphavil/configs/), also from a wheel
 SYNTHETIC = ("convex", "concave", "zdt1", "zdt2", "zdt3", "dtlz1", "dtlz2")
 # problem -> (config file, overrides); real-data problems choose the lr on their dev split
 PROBLEMS: dict[str, tuple[str, list[str]]] = {
