@@ -180,7 +180,7 @@ def test_trains_the_toy_problem(
 
 
 @needs_torchjd
-@pytest.mark.parametrize("name", ["nashmtl", "pcgrad"])  # solver state; global-RNG task order
+@pytest.mark.parametrize("name", AGGREGATORS)  # Nash: solver state; PCGrad: global-RNG order
 def test_killed_run_resumes_bit_identical(
     tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
