@@ -98,7 +98,8 @@ def test_a_rejected_target_update_leaves_the_weights(
 def test_additive_rule_is_line_11(case: tuple[Tensor, Tensor, int]) -> None:
     w, a, _ = case
     new = update_weights(w, a)
-    expected = torch.tensor([max(wi + ai - 1.0, FLOOR) for wi, ai in zip(w.tolist(), a.tolist())])
+    pairs = zip(w.tolist(), a.tolist(), strict=True)
+    expected = torch.tensor([max(wi + ai - 1.0, FLOOR) for wi, ai in pairs])
     torch.testing.assert_close(new, expected.double())
     assert torch.equal(update_weights(w, torch.ones_like(w)), w)  # α = 1 moves nothing
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from alphavil.plots import _save, pyplot
-from alphavil.report import bootstrap_ci, _fmt, _per_target, _write_csv, _write_text
+from alphavil.report import _fmt, _per_target, _write_csv, _write_text, bootstrap_ci
 from alphavil.run_labels import display_name
 from alphavil.run_labels import label_order as _order
 from alphavil.runs import read_jsonl

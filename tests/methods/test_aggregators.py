@@ -193,8 +193,12 @@ def test_killed_run_resumes_bit_identical(
 # passing another option, is caught. The Jacobians are scaled up so Nash-MTL's clipping
 # (max_norm = 1) is active.
 jacobians = st.builds(
-    lambda seed, rows, cols, scale: scale
-    * torch.randn(rows, cols, generator=torch.Generator().manual_seed(seed), dtype=torch.float64),
+    lambda seed, rows, cols, scale: (
+        scale
+        * torch.randn(
+            rows, cols, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+        )
+    ),
     st.integers(0, 2**31 - 1),
     st.integers(2, 4),
     st.integers(2, 6),
@@ -238,8 +242,9 @@ def references() -> dict[Any, Any]:
     return {
         MGDA: lambda n: a.MGDA(),
         CAGrad: lambda n: a.CAGrad(c=0.4),
-        NashMTL: lambda n: a.NashMTL(n_tasks=n, max_norm=1.0, update_weights_every=1,
-                                     optim_niter=20),  # fmt: skip
+        NashMTL: lambda n: a.NashMTL(
+            n_tasks=n, max_norm=1.0, update_weights_every=1, optim_niter=20
+        ),
         UPGrad: lambda n: a.UPGrad(),
     }
 

@@ -21,7 +21,7 @@ class ScriptedLoop:
     def __init__(self, accuracies: list[float], **diw: Any) -> None:
         self.cfg = type("Cfg", (), {"diw": DIWConfig(**diw)})()
         self.tasks, self.target = list(TASKS), "main"
-        self.weights = {t: 1.0 for t in TASKS}
+        self.weights = dict.fromkeys(TASKS, 1.0)
         self.model = nn.Linear(1, 1)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9)
         self.accuracies = list(accuracies)
@@ -48,7 +48,7 @@ def test_weights_move_by_the_probe_minus_joint_accuracy_after_every_try() -> Non
     info = DIW(loop).epoch()
     probes = {"main": 0.6, "a": 0.7, "b": 0.4}
     assert info["probe_target_dev"] == probes and info["previous_target_dev"] == 0.5
-    w = {t: 1.0 for t in TASKS}
+    w = dict.fromkeys(TASKS, 1.0)
     for joint, tried in zip([0.45, 0.48, 0.55], info["tries"], strict=True):
         w = {t: max(w[t] + 0.1 * (probes[t] - joint), 1e-6) for t in TASKS}
         assert tried["target_dev"] == joint
