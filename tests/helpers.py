@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,11 @@ TOY = [
     "train.channels_last=false",
     "train.optimizer={name='SGD', lr=0.1, momentum=0.9}",
 ]
+
+
+def mnist_required() -> bool:
+    """Whether real MNIST must be there (CI sets ALPHAVIL_REQUIRE_MNIST=1 after fetching it)."""
+    return os.environ.get("ALPHAVIL_REQUIRE_MNIST", "") not in ("", "0")
 
 
 def toy_config(tmp_path: Path, *overrides: str) -> RunConfig:

@@ -201,6 +201,44 @@ def test_disk_full_is_one_line(
     _one_line_error(code, err, "disk full")
 
 
+def test_a_full_disk_while_saving_the_state_is_one_line_and_keeps_what_was_written(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    cfg: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    import alphavil.runs
+    from alphavil.runs import load_checkpoint, read_jsonl
+
+    real = torch.save
+
+    def full_at_epoch_2(obj: object, f: object, *args: object, **kwargs: object) -> None:
+        if isinstance(obj, dict) and obj.get("epoch") == 2:
+            f.write(b"PK\x03\x04 half a zip")  # type: ignore[attr-defined]
+            # what torch's zip writer raises when a write fails (ENOSPC)
+            raise RuntimeError(
+                "[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0\n"
+                "PytorchStreamWriter failed writing file data/0: file write failed"
+            )
+        real(obj, f, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(alphavil.runs.torch, "save", full_at_epoch_2)
+    args = [*_toy(tmp_path), "train.epochs=3", "train.save_checkpoints=false", "name=r", "--quiet"]
+    code, err = _run(capsys, "run", str(cfg), *args)
+    state = tmp_path / "r" / "state.pt"
+    _one_line_error(code, err, f"{state}: could not write the checkpoint (disk full?)",
+                    "PytorchStreamWriter failed writing file data/0")  # fmt: skip
+    monkeypatch.setattr(alphavil.runs.torch, "save", real)
+    assert load_checkpoint(state)["epoch"] == 1  # the previous state, whole
+    assert [r["epoch"] for r in read_jsonl(tmp_path / "r" / "metrics.jsonl")] == [1, 2]
+    assert not list((tmp_path / "r").glob(".*.tmp"))
+    code, err = _run(capsys, "run", str(cfg), *args, "--resume")  # disk freed: resume
+    assert code == 0, err
+    assert [r["epoch"] for r in read_jsonl(tmp_path / "r" / "metrics.jsonl")] == [1, 2, 3]
+
+
 def test_diverged_run_exits_1_and_ctrl_c_130(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,

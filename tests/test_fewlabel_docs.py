@@ -11,6 +11,7 @@ import pytest
 from alphavil.config import load_config
 from alphavil.runs import read_json
 from tests.data.test_mnist import REAL_CACHE
+from tests.helpers import mnist_required
 from tests.test_own_data_docs import _run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +34,7 @@ def test_the_pages_configs_load_and_its_commands_run(tmp_path: Path) -> None:
             assert cfg.budget is not None
         elif lang == "bash" and info.startswith("run"):
             if "needs_mnist" in info and REAL_CACHE is None:
+                assert not mnist_required(), "real MNIST missing (ALPHAVIL_REQUIRE_MNIST is set)"
                 continue
             for line in body.strip().splitlines():
                 res = _run(line, tmp_path)

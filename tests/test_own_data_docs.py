@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.data.test_mnist import REAL_CACHE
+from tests.helpers import mnist_required
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "own_data.md"
@@ -52,6 +53,7 @@ def test_every_file_and_command_on_the_page_works(tmp_path: Path) -> None:
             ran += 1
         elif lang == "bash" and info.startswith("run"):
             if "needs_mnist" in info and REAL_CACHE is None:
+                assert not mnist_required(), "real MNIST missing (ALPHAVIL_REQUIRE_MNIST is set)"
                 continue
             for line in body.strip().splitlines():
                 res = _run(line, tmp_path)

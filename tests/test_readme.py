@@ -7,6 +7,8 @@ import io
 import re
 from pathlib import Path
 
+import torch
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -21,6 +23,14 @@ def test_readme_python_example_runs_and_learns() -> None:
     assert len(lines) == 5
     weights = namespace["weights"]
     assert min(weights.tolist()) >= 1e-6  # type: ignore[attr-defined]
+    assert weights[0] == 1.0  # type: ignore[index]  # the target's, under the relative rule
+    # it learns: the target (the sign of x_0) from chance to near perfect on its dev set
+    model, x_dev, y_dev = (namespace[k] for k in ("model", "x_dev", "y_dev"))
+    model.eval()  # type: ignore[attr-defined]
+    with torch.no_grad():
+        pred = model(x_dev, ["main"])["main"].argmax(1)  # type: ignore[operator]
+    accuracy = float((pred == y_dev["main"]).double().mean())  # type: ignore[index]
+    assert accuracy > 0.9, accuracy
 
 
 def test_readme_commands_name_existing_configs() -> None:

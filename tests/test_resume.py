@@ -26,6 +26,8 @@ METHODS = {
                        "alphavil.weight_rule=relative", "alphavil.dev_fraction=0.5"],
     "diw": ["diw.rho=0.5"],
     "alphavil-fresh": ["train.method=alphavil", "alphavil.task_optimizer=fresh"],
+    "alphavil-newton": ["train.method=alphavil", "alphavil.alpha_solver=newton",
+                        "alphavil.alpha_bounds=[]"],
 }  # fmt: skip
 
 
@@ -109,11 +111,18 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "alphavil.cli", "run", str(tmp_path / "empty.toml"), *overrides]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([*cmd, "--quiet"], env=env, cwd=Path(__file__).parents[1])
-    metrics = tmp_path / "run" / "metrics.jsonl"
+    metrics, state = tmp_path / "run" / "metrics.jsonl", tmp_path / "run" / "state.pt"
+
+    def inside_a_later_epoch() -> bool:
+        # epoch k logs its metrics, then saves its state: a state newer than the metrics of
+        # >= 3 epochs means epoch k's writes are done and the run is inside epoch k + 1
+        if not (metrics.exists() and state.exists()) or len(read_jsonl(metrics)) < 3:
+            return False
+        return state.stat().st_mtime_ns >= metrics.stat().st_mtime_ns
+
     deadline = time.time() + 120
-    while time.time() < deadline and len(read_jsonl(metrics) if metrics.exists() else []) < 3:
-        time.sleep(0.05)
-    time.sleep(0.15)  # somewhere inside a later epoch
+    while time.time() < deadline and proc.poll() is None and not inside_a_later_epoch():
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = len(read_jsonl(metrics))

@@ -8,6 +8,7 @@ diverged run never leaves a half-written file: readers see the previous version 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -85,8 +86,24 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[Any]:
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
-    """Atomically ``torch.save`` a checkpoint dict."""
-    atomic_write(path, lambda f: torch.save(state, f))
+    """Atomically ``torch.save`` a checkpoint dict; the previous file stays if writing fails.
+
+    Raises:
+        OSError: Naming ``path``, when torch's zip writer fails (a full disk makes it raise a
+            ``RuntimeError`` "PytorchStreamWriter failed writing file ..."), so the CLI reports
+            one line (``alphavil: error: <path>: ...``) instead of a traceback.
+    """
+    try:
+        atomic_write(path, lambda f: torch.save(state, f))
+    except RuntimeError as err:
+        text = str(err)
+        if "PytorchStreamWriter" not in text and "file write failed" not in text:
+            raise
+        line = next((x for x in text.splitlines() if "PytorchStreamWriter" in x), text)
+        line = line[line.find("PytorchStreamWriter") :].strip() if "Pytorch" in line else line
+        raise OSError(
+            errno.EIO, f"could not write the checkpoint (disk full?): {line}", os.fspath(path)
+        ) from err
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

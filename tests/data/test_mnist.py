@@ -276,7 +276,7 @@ def test_real_mnist(tmp_path: Path) -> None:
     assert np.bincount(s.train_labels)[0] == 5923
 
 
-@pytest.mark.needs_mnist
+@pytest.mark.needs_fashion
 @pytest.mark.skipif(
     not (Path("/usr/share/datasets/fashion-mnist") / "train-images-idx3-ubyte.gz").is_file(),
     reason="Debian package dataset-fashion-mnist not installed",

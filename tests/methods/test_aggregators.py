@@ -4,6 +4,7 @@ missing-install error, training through the runner, exact resume of the stateful
 from __future__ import annotations
 
 import sys
+import warnings
 from importlib.util import find_spec
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,11 +12,20 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from alphavil.config import POPULATION_METHODS
 from alphavil.data.toy import toy_model
-from alphavil.methods.aggregators import MGDA, CAGrad, NashMTL, PCGrad, UPGrad
+from alphavil.methods.aggregators import (
+    MGDA,
+    AggregatorConfig,
+    CAGrad,
+    NashMTL,
+    PCGrad,
+    UPGrad,
+)
 from alphavil.models.multihead import MultiHeadModel
 from alphavil.runner import execute, load_data
 from alphavil.runs import read_jsonl
@@ -170,8 +180,140 @@ def test_trains_the_toy_problem(
 
 
 @needs_torchjd
-@pytest.mark.parametrize("name", ["nashmtl", "pcgrad"])  # solver state; global-RNG task order
+@pytest.mark.parametrize("name", AGGREGATORS)  # Nash: solver state; PCGrad: global-RNG order
 def test_killed_run_resumes_bit_identical(
     tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert_resumes_bit_identical(tmp_path, monkeypatch, f"train.method={name}")
+
+
+# ------------------------------------------------ the wrappers against TorchJD, properties
+# Each wrapper must give what its ``torchjd.aggregation`` aggregator gives on the Jacobian
+# directly (with the options the config names), so a wrapper building another aggregator, or
+# passing another option, is caught. The Jacobians are scaled up so Nash-MTL's clipping
+# (max_norm = 1) is active.
+jacobians = st.builds(
+    lambda seed, rows, cols, scale: (
+        scale
+        * torch.randn(
+            rows, cols, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+        )
+    ),
+    st.integers(0, 2**31 - 1),
+    st.integers(2, 4),
+    st.integers(2, 6),
+    st.sampled_from([0.1, 1.0, 10.0]),
+)
+SETTINGS = settings(max_examples=20, deadline=None, derandomize=True)
+
+
+def wrapped(cls: Any, jac: torch.Tensor, **config: Any) -> torch.Tensor:
+    """What the wrapper ``cls`` gives the shared parameters for Jacobian ``jac`` (rows = tasks)."""
+    grads = {f"t{i}": row for i, row in enumerate(jac)}
+    model = MultiHeadModel(Theta(jac.shape[1]).double(), {t: nn.Identity() for t in grads})
+    extra = {"aggregator": AggregatorConfig(**config)} if config else {}
+    method = cls(fake_loop(model, list(grads), **extra))
+    out = model(None, list(grads))
+    with warnings.catch_warnings():
+        quiet_solvers()
+        method.backward({t: out[t] @ g for t, g in grads.items()})
+    grad = model.encoder.theta.grad
+    assert grad is not None
+    return grad
+
+
+def direct(aggregator: Any, jac: torch.Tensor) -> torch.Tensor:
+    with warnings.catch_warnings():
+        quiet_solvers()
+        return aggregator(jac)
+
+
+def quiet_solvers() -> None:
+    """cvxpy's notes on Nash-MTL's problem (not DPP; inaccurate on rank-deficient Jacobians,
+    where the wrapper and TorchJD solve the same problem alike)."""
+    for note in (".*not DPP", "Solution may be inaccurate"):
+        warnings.filterwarnings("ignore", message=note, category=UserWarning)
+
+
+def references() -> dict[Any, Any]:
+    """The TorchJD aggregator each wrapper must equal, at the config defaults."""
+    from torchjd import aggregation as a
+
+    return {
+        MGDA: lambda n: a.MGDA(),
+        CAGrad: lambda n: a.CAGrad(c=0.4),
+        NashMTL: lambda n: a.NashMTL(
+            n_tasks=n, max_norm=1.0, update_weights_every=1, optim_niter=20
+        ),
+        UPGrad: lambda n: a.UPGrad(),
+    }
+
+
+@needs_torchjd
+@pytest.mark.parametrize("cls", [MGDA, CAGrad, NashMTL, UPGrad])
+@SETTINGS
+@given(jac=jacobians)
+def test_wrapper_equals_torchjd_on_the_jacobian(cls: Any, jac: torch.Tensor) -> None:
+    expected = direct(references()[cls](jac.shape[0]), jac)
+    torch.testing.assert_close(wrapped(cls, jac), expected, rtol=1e-6, atol=1e-8)
+
+
+@needs_torchjd
+@SETTINGS
+@given(jac=jacobians, seed=st.integers(0, 1000))
+def test_pcgrad_equals_torchjd_with_the_same_random_order(jac: torch.Tensor, seed: int) -> None:
+    from torchjd.aggregation import PCGrad as Reference
+
+    torch.manual_seed(seed)
+    expected = direct(Reference(), jac)
+    torch.manual_seed(seed)
+    torch.testing.assert_close(wrapped(PCGrad, jac), expected, rtol=1e-6, atol=1e-8)
+
+
+@needs_torchjd
+@pytest.mark.parametrize(
+    ("cls", "config", "reference"),
+    [
+        (CAGrad, {"cagrad_c": 0.9}, lambda a, n: a.CAGrad(c=0.9)),
+        (NashMTL, {"nash_max_norm": 0.3}, lambda a, n: a.NashMTL(n_tasks=n, max_norm=0.3)),
+    ],
+)
+def test_wrapper_passes_its_options_to_torchjd(cls: Any, config: Any, reference: Any) -> None:
+    from torchjd import aggregation
+
+    jac = 5 * torch.randn(3, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    expected = direct(reference(aggregation, 3), jac)
+    torch.testing.assert_close(wrapped(cls, jac, **config), expected, rtol=1e-6, atol=1e-8)
+    default = wrapped(cls, jac)
+    assert not torch.allclose(default, expected), "setup: the option must change the result"
+
+
+@needs_torchjd
+@SETTINGS
+@given(jac=jacobians)
+def test_upgrad_is_non_conflicting(jac: torch.Tensor) -> None:
+    # (TorchJD's MGDA is iterative: where 0 is in the hull it stops near, not at, 0)
+    d = wrapped(UPGrad, jac)
+    # quadprog's regularisation (1e-4 on the Gramian) leaves an error of the Jacobian's scale
+    assert (jac @ d >= -1e-3 * jac.norm(dim=1) * jac.norm()).all()
+
+
+@needs_torchjd
+@pytest.mark.parametrize("cls", [MGDA, CAGrad, NashMTL, UPGrad])
+@SETTINGS
+@given(jac=jacobians, seed=st.integers(0, 1000))
+def test_aggregate_does_not_depend_on_the_task_order(
+    cls: Any, jac: torch.Tensor, seed: int
+) -> None:
+    perm = torch.randperm(jac.shape[0], generator=torch.Generator().manual_seed(seed))
+    torch.testing.assert_close(wrapped(cls, jac[perm]), wrapped(cls, jac), rtol=1e-4, atol=1e-6)
+
+
+@needs_torchjd
+@pytest.mark.parametrize("cls", [MGDA, CAGrad, UPGrad])  # Nash-MTL clips: not homogeneous
+@SETTINGS
+@given(jac=jacobians, factor=st.sampled_from([0.5, 3.0, 20.0]))
+def test_aggregate_scales_with_the_jacobian(cls: Any, jac: torch.Tensor, factor: float) -> None:
+    torch.testing.assert_close(
+        wrapped(cls, factor * jac), factor * wrapped(cls, jac), rtol=1e-4, atol=1e-6
+    )

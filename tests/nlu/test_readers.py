@@ -66,7 +66,9 @@ def test_fixture_data_reads_back_with_labels_and_hidden_test(fixture_root: Path)
 def test_fixture_data_is_deterministic(tmp_path: Path) -> None:
     a = write_fixture_data(tmp_path / "a", seed=5)
     b = write_fixture_data(tmp_path / "b", seed=5)
-    for path in a.rglob("*.*"):
+    files = list(a.rglob("*.*"))
+    assert files
+    for path in files:
         assert path.read_bytes() == (b / path.relative_to(a)).read_bytes()
 
 

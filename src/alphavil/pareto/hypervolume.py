@@ -55,6 +55,8 @@ def _as_points(points: ArrayLike, name: str = "points") -> np.ndarray:
     arr = np.asarray(points, dtype=float)
     if arr.ndim != 2 or arr.shape[1] == 0:
         raise ValueError(f"{name} must be a 2-D array of shape (n, m) with m >= 1, got {arr.shape}")
+    if np.isfinite(arr).all():  # the common case: one pass, no per-row work
+        return arr
     bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
     if bad.size:
         more = f" (and {bad.size - 1} more)" if bad.size > 1 else ""
@@ -97,6 +99,8 @@ def _prepare(
             f"points have shape {p.shape} but ref has shape {r.shape}; "
             "they must agree on the number of objectives m"
         )
+    if maximize is False:  # the default: the frame is the input (no copy)
+        return p, r
     sign = _sign(maximize, r.size)
     return p * sign, r * sign
 
@@ -234,11 +238,13 @@ def hypervolume(
     """
     fast = _moocore_or_none(backend)
     p, r = _prepare(points, ref, maximize)
-    inside = p[(p < r).all(axis=1)]
-    if inside.shape[0] == 0:
+    mask = (p < r).all(axis=1)
+    n_inside = int(np.count_nonzero(mask))
+    if n_inside == 0:
         if p.shape[0] > 0:
             _warn_no_point(np.asarray(ref, dtype=float))
         return 0.0
+    inside = p if n_inside == p.shape[0] else p[mask]  # no copy when every point is inside
     if fast is not None:
         return float(fast.hypervolume(inside, ref=r))
     return _hv_min(inside[_nondominated_min(inside)], r)
