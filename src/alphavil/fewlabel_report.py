@@ -34,6 +34,7 @@ from alphavil.runs import atomic_write
 
 Scores = dict[int, dict[str, float]]  # seed -> {"dev", "test", "seconds", "epoch"}
 CONTROLS = "target alone"  # the kind of the runs that train the target alone
+KIND_ORDER = ("coarse", "random", "related", "mixed")  # the headline's auxiliary kinds
 
 
 def split_label(label: str) -> tuple[str, str]:
@@ -165,7 +166,7 @@ SHARE_HEAD = ["configuration", "auxiliary task", "seeds", "mean share", "epochs 
 def format_report(runs: list[dict[str, Any]], target: str) -> str:
     """The markdown report of a study folder's runs (see the module doc)."""
     table = scores(runs, target)
-    kinds: list[str] = [k for k in ("coarse", "random", "related", "mixed") if k in table]
+    kinds: list[str] = [k for k in KIND_ORDER if k in table]
     kinds += sorted(k for k in table if k not in kinds and k != CONTROLS)
     lines = [
         f"Target `{target}`: test accuracy (%) at the best dev epoch; differences in points,",
@@ -247,7 +248,9 @@ def gain_figure(studies: list[list[dict[str, Any]]], target: str, path: Path) ->
     if not points:
         return None
     plt = pyplot()
-    kinds = sorted(points)
+    kinds = [k for k in KIND_ORDER if k in points] + sorted(set(points) - set(KIND_ORDER))
+    names = sorted({name for kind in points.values() for name in kind})
+    colours = {name: f"C{i % 10}" for i, name in enumerate(names)}  # one colour per method
     fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.6), squeeze=False)
     for ax, kind in zip(axes[0], kinds, strict=True):
         for name, pts in sorted(points[kind].items()):
@@ -256,14 +259,26 @@ def gain_figure(studies: list[list[dict[str, Any]]], target: str, path: Path) ->
             ys = [p[1]["mean"] for p in pts]
             lo = [p[1]["mean"] - p[1]["low"] if not math.isnan(p[1]["low"]) else 0 for p in pts]
             hi = [p[1]["high"] - p[1]["mean"] if not math.isnan(p[1]["high"]) else 0 for p in pts]
-            ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=name)
+            ax.errorbar(
+                xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=name, color=colours[name]
+            )
         ax.axhline(0.0, color="grey", lw=0.8)
         ax.set_xscale("log")
         ax.set_title(f"auxiliary: {kind}")
         ax.set_xlabel("target labels N")
         ax.set_ylabel("test acc. − single-task (points)")
-    axes[0][-1].legend(fontsize=7, loc="best")
-    fig.suptitle("Gain over dev-tuned single-task, paired by seed (95% bootstrap CI)")
+    from matplotlib.lines import Line2D
+
+    proxies = [Line2D([], [], color=colours[n], marker="o") for n in names]
+    fig.legend(
+        proxies,
+        names,
+        loc="lower center",
+        ncol=min(len(names), 6),
+        fontsize=8,
+        bbox_to_anchor=(0.5, -0.12),
+    )
+    fig.suptitle("Gain over dev-tuned single-task, paired by seed (95% bootstrap CI)", y=1.03)
     return save_figure(fig, path)
 
 
