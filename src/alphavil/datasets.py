@@ -65,6 +65,7 @@ _BUILTIN = {
     "multimnist": "alphavil.data.multimnist_spec:SPEC",
     "toy": "alphavil.data.toy:SPEC",
     "digits": "alphavil.data.digits:SPEC",
+    "files": "alphavil.data.files:SPEC",
     "nlu": "alphavil.nlu.spec:SPEC",
     "synthetic": "alphavil.pareto.problems:SPEC",
     "regression": "alphavil.pareto.regression:SPEC",
