@@ -66,6 +66,7 @@ _BUILTIN = {
     "toy": "alphavil.data.toy:SPEC",
     "digits": "alphavil.data.digits:SPEC",
     "nlu": "alphavil.nlu.spec:SPEC",
+    "text": "alphavil.nlu.text_tables:SPEC",
     "synthetic": "alphavil.pareto.problems:SPEC",
     "regression": "alphavil.pareto.regression:SPEC",
 }
