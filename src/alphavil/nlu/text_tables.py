@@ -61,6 +61,16 @@ from alphavil.tasks import Task
 logger = logging.getLogger("alphavil")
 
 FORMATS = {".csv": ",", ".tsv": "\t", ".jsonl": None, ".ndjson": None}
+# what a saved tokenizer leaves in its folder (without one, AutoTokenizer may build an empty one)
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
 TASK_KEYS = ("name", "path", "train", "dev", "test", "text", "label", "classes")
 
 
@@ -187,8 +197,7 @@ def read_table(path: str) -> Table:
     suffix = p.suffix.lower()
     if suffix not in FORMATS:
         raise ConfigError(
-            f"{path}: unknown table format {suffix or '(no extension)'!r}; use .csv, .tsv or "
-            ".jsonl"
+            f"{path}: unknown table format {suffix or '(no extension)'!r}; use .csv, .tsv or .jsonl"
         )
     try:
         stat = p.stat()
@@ -276,7 +285,7 @@ def _task_rows(
 ) -> list[tuple[int, tuple[str, ...], str]]:
     """(line, texts, label) of the rows labelled for ``spec``."""
     for column in (*spec.text, spec.label):
-        if column not in table.columns:
+        if table.columns and column not in table.columns:  # no columns: no rows either
             raise ConfigError(
                 f"{table.path}: no column {column!r} (task {spec.name!r}); columns: "
                 f"{', '.join(table.columns) or '(none)'}"
@@ -303,7 +312,7 @@ def load_text_tasks(cfg: TextDataConfig) -> list[TextTask]:
     """Read, split and check every ``[[data.tasks]]`` table (one-line ConfigError otherwise)."""
     if not cfg.tasks:
         raise ConfigError(
-            'data.tasks: none; add a [[data.tasks]] table (name, path, text, label) per task'
+            "data.tasks: none; add a [[data.tasks]] table (name, path, text, label) per task"
         )
     seen: set[str] = set()
     specs = [_task_table(i, e, seen) for i, e in enumerate(cfg.tasks)]
@@ -388,6 +397,11 @@ def _model_folder(cfg: TextDataConfig) -> str:
         raise ConfigError(
             f"data.hf_path: {cfg.hf_path!r} has no config.json; point it at a folder written "
             "by save_pretrained (model and tokenizer)"
+        )
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise ConfigError(
+            f"data.hf_path: {cfg.hf_path!r} has no tokenizer files ({', '.join(TOKENIZER_FILES)}"
+            "); save the model's tokenizer there with save_pretrained"
         )
     return str(folder)
 
