@@ -341,5 +341,14 @@ def test_the_docs_config_runs(user: Path) -> None:
     assert {name for _, name, _ in blocks} >= {"text_tables.toml", "reviews.csv"}
     for _, name, body in blocks:
         (user / name).write_text(body)
-    code = main(["run", "text_tables.toml", "data.hf_path=model", "out_dir=runs", "--quiet"])
+    code = main(
+        [
+            "run",
+            "text_tables.toml",
+            "data.hf_path=model",
+            "data.max_length=32",
+            "out_dir=runs",
+            "--quiet",
+        ]
+    )
     assert code == 0
