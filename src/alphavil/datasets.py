@@ -67,6 +67,7 @@ _BUILTIN = {
     "digits": "alphavil.data.digits:SPEC",
     "files": "alphavil.data.files:SPEC",
     "nlu": "alphavil.nlu.spec:SPEC",
+    "text": "alphavil.nlu.text_tables:SPEC",
     "synthetic": "alphavil.pareto.problems:SPEC",
     "regression": "alphavil.pareto.regression:SPEC",
 }

@@ -196,24 +196,44 @@ class FirstTokenEncoder(nn.Module):
         return hidden[:, 0]
 
 
+class MeanTokenEncoder(FirstTokenEncoder):
+    """Like :class:`FirstTokenEncoder`, but returns the mean of the last hidden states over the
+    tokens the attention mask keeps (padding excluded), ``(B, d)``."""
+
+    def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        """``(B, L)`` token tensors -> ``(B, hidden)`` mean over the unpadded tokens."""
+        hidden: Tensor = self.model(**inputs).last_hidden_state
+        mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+POOLING = {"first": FirstTokenEncoder, "mean": MeanTokenEncoder}
+
+
 def task_head(hidden_size: int, classes: int, width: int = HEAD_WIDTH) -> nn.Sequential:
     """``Linear(hidden, 256) -> ReLU -> Linear(256, classes)`` (paper §4.2)."""
     return nn.Sequential(nn.Linear(hidden_size, width), nn.ReLU(), nn.Linear(width, classes))
 
 
-def nlu_model(encoder_name_or_path: str | nn.Module, tasks: Sequence[Task]) -> MultiHeadModel:
+def nlu_model(
+    encoder_name_or_path: str | nn.Module, tasks: Sequence[Task], pooling: str = "first"
+) -> MultiHeadModel:
     """The shared encoder with one head per task, named after the tasks.
 
     Args:
         encoder_name_or_path: A hub name (``"roberta-base"``), a local model folder, an alias
             (``"minilm"``, ``"tiny-roberta"``) or an already built ``transformers`` model.
         tasks: The tasks; each gets a head with ``task.num_outputs`` classes.
+        pooling: What the heads read: ``"first"``, the start-of-sequence token's final state
+            (the paper's), or ``"mean"``, the mean final state over the unpadded tokens.
     """
+    if pooling not in POOLING:
+        raise ValueError(f"pooling {pooling!r} is not one of {', '.join(POOLING)}")
     model = (
         load_encoder(encoder_name_or_path)
         if isinstance(encoder_name_or_path, str)
         else encoder_name_or_path
     )
-    encoder = FirstTokenEncoder(model)
+    encoder = POOLING[pooling](model)
     heads = {t.name: task_head(encoder.hidden_size, t.num_outputs) for t in tasks}
     return MultiHeadModel(encoder, heads)
