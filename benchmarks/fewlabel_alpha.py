@@ -37,7 +37,7 @@ AUX_KINDS = ("coarse", "random", "right", "coarse+random")
 BASE_ARMS = ("single", "multitask", "paper", "exact", "box", "shrink", "bag", "gate")
 # "<fit>-long": every task's update runs as many steps as the longest task's pass (cycling);
 # "<fit>-fixed" / "<fit>-ema": task weights never move / move by an average of clip(α_t/α_*, 0, 1)
-RULES = ("fixed", "ema")
+RULES = ("fixed", "ema", "emareset")  # "emareset": ema, and a rejected task's optimiser reset
 ARMS = (*BASE_ARMS, "single-long", *(f"{a}-long" for a in BASE_ARMS[2:]))
 ARMS = (ARMS
         + tuple(f"{a}-{r}" for a in BASE_ARMS[2:] for r in RULES)
@@ -271,7 +271,11 @@ def run(arm: str, aux: str, seed: int, n: int, epochs: int, diagnose: bool) -> d
             av.restore(model, av.mix(theta, deltas, alphas))
             if rule == "fixed":
                 pass
-            elif rule == "ema":
+            elif rule in ("ema", "emareset"):
+                if rule == "emareset":  # as the library does: forget a rejected update's momentum
+                    for i, t in enumerate(names):
+                        if float(alphas[i]) <= 0:
+                            opts[t] = sgd()
                 r = (alphas / max(float(alphas[0]), 1e-3)).clamp(0.0, 1.0)
                 w = 0.7 * w + 0.3 * r
                 w[0] = 1.0
