@@ -34,7 +34,11 @@ from alphavil.alpha import fit_alpha
 from alphavil.data.multimnist_spec import MultiMnistConfig, build
 
 AUX_KINDS = ("coarse", "random", "right", "coarse+random")
-BASE_ARMS = ("single", "multitask", "paper", "exact", "box", "shrink", "bag", "gate")
+BASE_ARMS = ("single", "multitask", "paper", "exact", "box", "shrink", "bag", "gate", "sum")
+# "joint-<fit>-<rule>": the multitask trajectory (every step a batch of every task), each task's
+# share of the update tracked through SGD's momentum (exact: SGD is linear in the gradients), α
+# fitted on those shares; fit "box" (α in [0, 1]^T) or "aux" (α_target = 1, the rest in [0, 1])
+JOINT_ARMS = ("joint-box-ema", "joint-aux-ema", "joint-box-fixed", "joint-aux-fixed", "joint-one")
 # "<fit>-long": every task's update runs as many steps as the longest task's pass (cycling);
 # "<fit>-fixed" / "<fit>-ema": task weights never move / move by an average of clip(α_t/α_*, 0, 1)
 RULES = ("fixed", "ema", "emareset")  # "emareset": ema, and a rejected task's optimiser reset
@@ -42,6 +46,7 @@ ARMS = (*BASE_ARMS, "single-long", *(f"{a}-long" for a in BASE_ARMS[2:]))
 ARMS = (ARMS
         + tuple(f"{a}-{r}" for a in BASE_ARMS[2:] for r in RULES)
         + tuple(f"{a}-{r}-long" for a in BASE_ARMS[2:] for r in RULES))  # fmt: skip
+ARMS = ARMS + JOINT_ARMS
 LAMBDAS = (0.0, 0.1, 1.0, 10.0)
 
 
@@ -108,8 +113,9 @@ def solve(model, theta, deltas, x_dev, y_dev, task, target, lam=0.0):
     return av.solve_alpha(vg, av.start_candidates(n, target), value=val)
 
 
-def box_solve(model, theta, deltas, x_dev, y_dev, task, target, lo=0.0, hi=1.0):
-    """L-BFGS-B (scipy) on α ∈ [lo, hi]^T from the best clipped start candidate."""
+def box_solve(model, theta, deltas, x_dev, y_dev, task, target, lo=0.0, hi=1.0, fix_target=False):
+    """L-BFGS-B (scipy) on α ∈ [lo, hi]^T from the best clipped start candidate (α_target = 1
+    with ``fix_target``)."""
     from scipy.optimize import minimize
 
     dev = [(x_dev, {"left": y_dev})]
@@ -117,13 +123,18 @@ def box_solve(model, theta, deltas, x_dev, y_dev, task, target, lo=0.0, hi=1.0):
     val = av.target_loss_value(model, theta, deltas, dev, task)
     n = deltas[next(iter(deltas))].shape[0]
     starts = [s.clamp(lo, hi) for s in av.start_candidates(n, target)]
+    bounds = [(lo, hi)] * n
+    if fix_target:
+        bounds[target] = (1.0, 1.0)
+        for s in starts:
+            s[target] = 1.0
     x0 = min(starts, key=lambda s: val(s))
 
     def fg(a: np.ndarray) -> tuple[float, np.ndarray]:
         v, g = vg(torch.tensor(a, dtype=torch.float64))
         return float(v), g.double().numpy()
 
-    res = minimize(fg, x0.numpy(), jac=True, method="L-BFGS-B", bounds=[(lo, hi)] * n,
+    res = minimize(fg, x0.numpy(), jac=True, method="L-BFGS-B", bounds=bounds,
                    options={"maxiter": 30, "ftol": 1e-7})  # fmt: skip
     return torch.tensor(res.x, dtype=torch.float64)
 
@@ -159,6 +170,8 @@ def cv_lambda(model, theta, deltas, x_dev, y_dev, task, target, folds=4, seed=0)
 def run(arm: str, aux: str, seed: int, n: int, epochs: int, diagnose: bool) -> dict[str, Any]:
     torch.set_num_threads(1)
     label = arm
+    if arm in JOINT_ARMS:
+        return run_joint(arm, aux, seed, n, epochs)
     long = arm.endswith("-long")
     arm = arm.removesuffix("-long")
     rule = next((r for r in RULES if arm.endswith(f"-{r}")), "")
@@ -229,6 +242,8 @@ def run(arm: str, aux: str, seed: int, n: int, epochs: int, diagnose: bool) -> d
                 alphas = solve(*args).alphas
             elif arm == "box":
                 alphas = box_solve(*args)
+            elif arm == "sum":  # α = 1: the separate task updates summed
+                alphas = torch.ones(len(names), dtype=torch.float64)
             elif arm == "gate":  # the box fit only where dev says it beats α = 1 significantly
                 fitted = box_solve(*args)
                 ones = torch.ones(len(names), dtype=torch.float64)
@@ -290,6 +305,83 @@ def run(arm: str, aux: str, seed: int, n: int, epochs: int, diagnose: bool) -> d
     best = max(range(len(log)), key=lambda i: (log[i]["dev"], -i))
     return {
         "arm": label, "aux": aux, "seed": seed, "n": n, "epochs": epochs,
+        "best_epoch": best + 1, "dev": log[best]["dev"], "test": log[best]["test"],
+        "seconds": time.perf_counter() - t0, "log": log,
+    }  # fmt: skip
+
+
+def run_joint(arm: str, aux: str, seed: int, n: int, epochs: int) -> dict[str, Any]:
+    """The multitask trajectory with each task's share of the update tracked, α fitted on them."""
+    torch.set_num_threads(1)
+    d = make_data(seed, n, n // 5, 10000, aux)
+    tasks = [av.Task("left", 10)] + [av.Task(k, c) for k, c in d["classes"].items()]
+    from alphavil.datasets import build_model
+    from alphavil.models.lenet import multi_lenet
+
+    torch.manual_seed(seed)
+    model = build_model(multi_lenet, tasks)
+    names = [t.name for t in tasks]
+    gen = torch.Generator().manual_seed(seed)
+    pools = {"left": (d["x"], d["y"])} | {k: (d["x_aux"], v) for k, v in d["aux"].items()}
+    named = [(k, p) for k, p in model.named_parameters()]
+    params = [p for _, p in named]
+    lr, mu = 0.05, 0.9
+    bufs = {t: [torch.zeros_like(p) for p in params] for t in names}
+    w = torch.ones(len(names), dtype=torch.float64)
+    log: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    for epoch in range(epochs):
+        rec: dict[str, Any] = {"epoch": epoch + 1}
+        theta = av.snapshot(model)
+        share = {t: [torch.zeros_like(p) for p in params] for t in names}
+        model.train()
+        order = {t: batches(len(pools[t][1]), gen) for t in names}
+        steps = max(len(o) for o in order.values())
+        for s in range(steps):
+            for i, t in enumerate(names):
+                if s % len(order[t]) == 0 and s:
+                    order[t] = batches(len(pools[t][1]), gen)
+                b = order[t][s % len(order[t])]
+                loss = float(w[i]) * tasks[i].loss(model(pools[t][0][b], [t])[t], pools[t][1][b])
+                grads = torch.autograd.grad(loss, params, allow_unused=True)
+                for j, g in enumerate(grads):
+                    bufs[t][j].mul_(mu)
+                    if g is not None:
+                        bufs[t][j].add_(g)
+            with torch.no_grad():
+                for t in names:
+                    for j, p in enumerate(params):
+                        p.sub_(lr * bufs[t][j])
+                        share[t][j].sub_(lr * bufs[t][j])
+        ds = []
+        for t in names:
+            dt = {k: torch.zeros_like(v) for k, v in theta.items()}
+            for j, (k, _) in enumerate(named):
+                dt[k] = share[t][j].clone()
+            ds.append(dt)
+        deltas = av.stack_deltas(ds)
+        av.restore(model, theta)
+        model.eval()
+        args = (model, theta, deltas, d["x_dev"], d["y_dev"], tasks[0], 0)
+        if arm == "joint-one":
+            alphas = torch.ones(len(names), dtype=torch.float64)
+        else:
+            alphas = box_solve(*args, fix_target=arm.startswith("joint-aux"))
+        av.restore(model, av.mix(theta, deltas, alphas))
+        for i, t in enumerate(names):  # the momentum of what was taken
+            for b_ in bufs[t]:
+                b_.mul_(float(alphas[i]))
+        if arm.endswith("-ema"):
+            r = (alphas / max(float(alphas[0]), 1e-3)).clamp(0.0, 1.0)
+            w = 0.7 * w + 0.3 * r
+            w[0] = 1.0
+        rec |= {"alpha": alphas.tolist(), "weights": w.tolist()}
+        rec["dev"] = accuracy(model, d["x_dev"], d["y_dev"])
+        rec["test"] = accuracy(model, d["x_test"], d["y_test"])
+        log.append(rec)
+    best = max(range(len(log)), key=lambda i: (log[i]["dev"], -i))
+    return {
+        "arm": arm, "aux": aux, "seed": seed, "n": n, "epochs": epochs,
         "best_epoch": best + 1, "dev": log[best]["dev"], "test": log[best]["test"],
         "seconds": time.perf_counter() - t0, "log": log,
     }  # fmt: skip

@@ -96,3 +96,15 @@ def test_bad_input(kwargs: dict[str, float], message: str) -> None:
         solve_alpha_box(vg, STARTS, value=value, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="starting point"):
         solve_alpha_box(vg, [], value=value)
+
+
+def test_fixed_coordinate_stays_and_the_rest_is_solved() -> None:
+    # the target's update always taken whole: α_0 = 1, α_1 boxed (closed form: clip(c_1))
+    vg, value = quadratic([0.2, 0.7], [1.0, 3.0])
+    fit = solve_alpha_box(vg, STARTS, value=value, tol=1e-12, fixed={0: 1.0})
+    assert fit.alphas.tolist() == pytest.approx([1.0, 0.7], abs=1e-6)
+    vg, value = quadratic([0.2, 1.7], [1.0, 3.0])
+    fit = solve_alpha_box(vg, STARTS, value=value, tol=1e-12, fixed={0: 1.0})
+    assert fit.alphas.tolist() == pytest.approx([1.0, 1.0], abs=1e-9)
+    with pytest.raises(ValueError, match="out of range"):
+        solve_alpha_box(vg, STARTS, value=value, fixed={2: 1.0})

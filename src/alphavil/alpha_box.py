@@ -36,6 +36,7 @@ def solve_alpha_box(
     hi: float = 1.0,
     tol: float = 1e-6,
     max_passes: int = 30,
+    fixed: dict[int, float] | None = None,
 ) -> AlphaFit:
     """Minimise the α objective over the box [lo, hi]^T with L-BFGS-B.
 
@@ -46,6 +47,8 @@ def solve_alpha_box(
         lo, hi: The box; ``lo < hi``.
         tol: L-BFGS-B's relative decrease tolerance (``ftol``) and projected-gradient tolerance.
         max_passes: Budget of forward+backward passes; a hard limit.
+        fixed: Coordinates held at a value instead of boxed (e.g. ``{target: 1.0}``: the
+            target's own update always taken whole).
 
     Returns:
         The best α evaluated (inside the box) with its cost and objectives, as
@@ -59,7 +62,14 @@ def solve_alpha_box(
         raise ValueError(f"the box needs lo < hi, got [{lo}, {hi}]")
     if max_passes < 1:
         raise ValueError(f"max_passes must be >= 1, got {max_passes}")
-    clipped = [s.detach().to(torch.float64).clamp(lo, hi) for s in starts]
+    n = len(starts[0])
+    lows = torch.full((n,), float(lo), dtype=torch.float64)
+    highs = torch.full((n,), float(hi), dtype=torch.float64)
+    for i, v in (fixed or {}).items():
+        if not 0 <= i < n:
+            raise ValueError(f"fixed coordinate {i} is out of range for {n} tasks")
+        lows[i] = highs[i] = float(v)
+    clipped = [s.detach().to(torch.float64).clamp(lows, highs) for s in starts]
     unique = [c for i, c in enumerate(clipped) if not any(torch.equal(c, o) for o in clipped[:i])]
     start, start_loss = best_start(value, unique)
     best: dict[str, object] = {"loss": start_loss, "alpha": start.clone()}
@@ -68,7 +78,7 @@ def solve_alpha_box(
     def objective(a: np.ndarray) -> tuple[float, np.ndarray]:
         if len(losses) >= max_passes:
             raise _Stop
-        alpha = torch.from_numpy(np.clip(a, lo, hi)).to(torch.float64)
+        alpha = torch.from_numpy(np.clip(a, lows.numpy(), highs.numpy())).to(torch.float64)
         loss, grad = value_and_grad(alpha)
         f = float(loss)
         losses.append(f)
@@ -84,7 +94,7 @@ def solve_alpha_box(
             start.numpy(),
             jac=True,
             method="L-BFGS-B",
-            bounds=[(lo, hi)] * len(start),
+            bounds=list(zip(lows.tolist(), highs.tolist(), strict=True)),
             options={"maxfun": max_passes, "ftol": tol, "gtol": tol},
         )
     return AlphaFit(

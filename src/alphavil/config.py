@@ -122,7 +122,13 @@ class TrainConfig:
 # not set. The defaults are the configuration measured best on few target labels (docs/fewlabel).
 ALPHAVIL_PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
-    "paper": {"alpha_solver": "sgd", "weight_rule": "additive", "alpha_bounds": []},
+    "paper": {
+        "alpha_solver": "sgd",
+        "weight_rule": "additive",
+        "alpha_bounds": [],
+        "updates": "separate",
+        "target_alpha": "fit",
+    },
 }
 
 
@@ -135,6 +141,14 @@ class AlphaVILConfig:
     preset: str = choice("default", *ALPHAVIL_PRESETS)
 
     rho: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # ratio of each task's data per epoch
+    # Lines 3-6: "separate" = each task's update from the same θ on its own data (the paper);
+    # "joint" = one pass of multitask steps (every task's loss w_t/Σw · L_t in each step, as
+    # data.stream gives them), δ_t = task t's share of that update (alphavil.task_shares; SGD),
+    # so α = 1 is the multitask step.
+    updates: str = choice("separate", "separate", "joint")
+    # "fit": α_target is fitted with the rest; "one": the target's own update is always taken
+    # whole and only the auxiliary α are fitted (alpha_solver = "lbfgs" with alpha_bounds).
+    target_alpha: str = choice("fit", "fit", "one")
     steps: int = bounded(10, 0)  # s, α tuning steps
     optimizer: dict[str, Any] = _opt("SGD", 0.005, momentum=0.5)  # noqa: RUF009 - returns a field()
     dev_fraction: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # of the target dev set for α
@@ -494,6 +508,8 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
         tasks = list(cfg.train.tasks)
     _check_device(cfg.train.device)
     _check_alphavil(cfg.alphavil, tasks)
+    if method == "alphavil" and cfg.alphavil.updates == "joint":
+        _check_share_optimizer(cfg.train.optimizer)
     if method in POPULATION_METHODS:
         module = importlib.import_module(POPULATION_METHODS[method])
         try:
@@ -599,7 +615,29 @@ def with_alphavil_preset(table: Any) -> Any:
     out = {**ALPHAVIL_PRESETS[name], **table}
     if out.get("alpha_solver", "lbfgs") != "lbfgs" and "alpha_bounds" not in table:
         out["alpha_bounds"] = []
+    if "target_alpha" not in table and out.get("alpha_bounds") == []:
+        out["target_alpha"] = "fit"  # a fixed target α is a box option
     return out
+
+
+SHARE_OPTIMIZER_KEYS = ("name", "lr", "momentum", "dampening", "nesterov", "weight_decay")
+
+
+def _check_share_optimizer(spec: dict[str, Any]) -> None:
+    """αVIL's joint updates split each SGD step into task shares (alphavil.task_shares)."""
+    if spec.get("name") != "SGD":
+        raise ConfigError(
+            "alphavil.updates: 'joint' splits each SGD step into the tasks' shares and needs "
+            f"train.optimizer.name = 'SGD', got {spec.get('name')!r}; use SGD or set "
+            "alphavil.updates = 'separate'"
+        )
+    other = sorted(set(spec) - set(SHARE_OPTIMIZER_KEYS))
+    if other:
+        raise ConfigError(
+            "alphavil.updates: 'joint' supports the SGD options "
+            f"{', '.join(SHARE_OPTIMIZER_KEYS[1:])}; got {', '.join(other)}; drop them or set "
+            "alphavil.updates = 'separate'"
+        )
 
 
 def _check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
@@ -612,6 +650,12 @@ def _check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
         raise ConfigError(
             f"alphavil.alpha_bounds: bounds are for alpha_solver = 'lbfgs', got "
             f"{av.alpha_solver!r}; set alpha_bounds = [] or alpha_solver = 'lbfgs'"
+        )
+    if av.target_alpha == "one" and not (av.alpha_solver == "lbfgs" and bounds):
+        raise ConfigError(
+            "alphavil.target_alpha: 'one' is an option of the box fit (alpha_solver = 'lbfgs' "
+            f"with alpha_bounds), got alpha_solver = {av.alpha_solver!r}, alpha_bounds = "
+            f"{bounds}; set target_alpha = 'fit'"
         )
     lo_hi = av.grid_range
     if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:

@@ -28,6 +28,7 @@ from alphavil.alpha_exact import (
 from alphavil.config import build_optimizer
 from alphavil.deltas import delta, mix, norms, restore, snapshot, stack_deltas
 from alphavil.methods.base import Method
+from alphavil.task_shares import ShareSGD
 from alphavil.task_weights import (
     all_at_floor,
     update_weights,
@@ -39,7 +40,78 @@ from alphavil.training import NonFiniteLossError
 
 class AlphaVIL(Method):
     """Task deltas from the same θ, α fitted on the target's dev loss, θ + Σ α δ written back,
-    task weights moved by α (``[alphavil]`` options: solver, weight rule, ρ, dev sample)."""
+    task weights moved by α (``[alphavil]``: updates, solver, weight rule, ρ, dev sample)."""
+
+    def __init__(self, loop: Any) -> None:
+        super().__init__(loop)
+        self.shares: ShareSGD | None = None  # the joint updates' optimiser (updates = "joint")
+
+    def share_optimizer(self) -> ShareSGD:
+        """The SGD that splits each joint step into task shares (built on first use from
+        ``train.optimizer``; its momentum persists across epochs as the joint optimiser's)."""
+        if self.shares is None:
+            loop = self.loop
+            spec = {k: v for k, v in loop.cfg.train.optimizer.items() if k != "name"}
+            params = [p for p in loop.model.parameters() if p.requires_grad]
+            self.shares = ShareSGD(
+                params, len(loop.tasks), decay_task=loop.tasks.index(loop.target), **spec
+            )
+        return self.shares
+
+    def collect_joint_deltas(
+        self,
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, float]]:
+        """Lines 3-6 with ``updates = "joint"``: one pass of multitask steps from θ (each step's
+        loss Σ_t (w_t/Σw) L_t over the tasks it holds), δ_t = task t's share of the realised
+        update (:class:`~alphavil.task_shares.ShareSGD`), so that θ + Σ_t δ_t is where the pass
+        ended. Floating-point buffers (batch-norm statistics) change along the one trajectory;
+        every task's δ carries that change (mixed convexly: α = 1 and α = e_t both give it).
+        The model is back at θ afterwards."""
+        loop, av = self.loop, self.loop.cfg.alphavil
+        theta = snapshot(loop.model)
+        opt = self.share_optimizer()
+        opt.reset_shares()
+        total_w = sum(loop.weights.values())
+        scales = {t: loop.weights[t] / total_w for t in loop.tasks}
+        together = dist.world_size() > 1
+        sums = dict.fromkeys(loop.tasks, 0.0)
+        counts = dict.fromkeys(loop.tasks, 0)
+        loop.model.train()
+        for n, step in enumerate(loop.train_stream(loop.tasks, av.rho), start=1):
+            outputs, targets, share = loop.forward(step, shard=together)
+            held = [t for t in loop.tasks if t in targets]
+            grads: list[list[Tensor | None]] = []
+            for t in loop.tasks:
+                if t not in targets:
+                    grads.append([None] * len(opt.params))
+                    continue
+                loss = loop.task_map[t].loss(outputs[t], targets[t]) * share
+                value = float(dist.all_sum(loss.detach()) if together else loss.detach())
+                if not math.isfinite(value):
+                    raise NonFiniteLossError(
+                        f"joint updates: loss of {t!r} is {value} at batch {n}; lower the "
+                        f"learning rate (train.optimizer.lr = {loop.cfg.train.optimizer.get('lr')})"
+                    )
+                sums[t] += value
+                counts[t] += 1
+                g = torch.autograd.grad(
+                    scales[t] * loss, opt.params, retain_graph=t != held[-1], allow_unused=True
+                )
+                grads.append([x if x is None or not together else dist.all_sum(x) for x in g])
+            opt.step(grads)
+            if loop.progress:
+                loop.progress.phase(f"joint batch {n}")
+        moved = delta(loop.model, theta)
+        names = {id(p): k for k, p in loop.model.named_parameters()}
+        task_deltas = []
+        for i in range(len(loop.tasks)):
+            d = dict(moved)
+            for p, s in zip(opt.params, opt.shares[i], strict=True):
+                d[names[id(p)]] = s.clone()
+            task_deltas.append(d)
+        restore(loop.model, theta)
+        losses = {t: sums[t] / max(counts[t], 1) for t in loop.tasks}
+        return theta, stack_deltas(task_deltas), losses
 
     def collect_deltas(self) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, float]]:
         """Lines 3-6 of Algorithm 1: θ, the stacked task deltas ``(T, ...)`` and each task's
@@ -51,6 +123,8 @@ class AlphaVIL(Method):
         the updates are those of the sequential phase.
         """
         loop, av = self.loop, self.loop.cfg.alphavil
+        if av.updates == "joint":
+            return self.collect_joint_deltas()
         theta = snapshot(loop.model)
         total_w = sum(loop.weights.values())
         task_deltas, task_losses = [], {}
@@ -178,6 +252,7 @@ class AlphaVIL(Method):
                 hi=av.alpha_bounds[1],
                 tol=av.solver_tol,
                 max_passes=av.solver_passes,
+                fixed={target: 1.0} if av.target_alpha == "one" else None,
             )
         elif av.alpha_solver == "lbfgs":
             fit = solve_alpha(
@@ -207,7 +282,10 @@ class AlphaVIL(Method):
                 "gap": float(fit.final_loss) - grid_loss if fit.final_loss is not None else None,
             }
         restore(self.loop.model, mix(theta, deltas, fit.alphas))
-        self.reset_rejected(fit.alphas)
+        if self.shares is not None and av.updates == "joint":
+            self.shares.scale_state(fit.alphas.tolist())  # the momentum of what was taken
+        else:
+            self.reset_rejected(fit.alphas)
         old = torch.tensor([self.loop.weights[t] for t in self.loop.tasks], dtype=torch.float64)
         alphas = fit.alphas.double()
         if av.weight_rule == "additive":
@@ -241,3 +319,11 @@ class AlphaVIL(Method):
             "seconds_deltas": t1 - t0,
             "seconds_alpha": time.perf_counter() - t1,
         }
+
+    def state_dict(self) -> dict[str, Any]:
+        """The joint updates' momentum (``updates = "joint"``), for exact resume."""
+        return {"shares": self.shares.state_dict()} if self.shares is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "shares" in state:
+            self.share_optimizer().load_state_dict(state["shares"])

@@ -1,0 +1,88 @@
+"""αVIL's joint updates (``alphavil.updates = "joint"``): the task shares of one multitask pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from alphavil.config import ConfigError
+from alphavil.runner import execute
+from alphavil.runs import load_checkpoint, read_jsonl
+from tests.helpers import assert_resumes_bit_identical, toy_config
+
+JOINT = ("train.method=alphavil", "alphavil.updates=joint", "train.threads=1")
+BUDGET = ("data.budget.target=64", "data.budget.dev=16", "data.budget.aux=200",
+          "train.batch_size=32")  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def one_thread():  # type: ignore[no-untyped-def]
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def _final_model(run: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run / "state.pt")["model"]
+
+
+@pytest.mark.parametrize("budget", [(), BUDGET], ids=["shared-inputs", "budget-joint-steps"])
+def test_alpha_one_is_the_multitask_run(tmp_path: Path, budget: tuple[str, ...]) -> None:
+    # α ≡ 1 (no α steps from the sum start) and unchanged weights: θ + Σ δ_t is every step of
+    # equal-weight multitask training, so both runs visit the same parameters (float sums in
+    # another order: equal to float32 rounding, not bit for bit)
+    common = (*budget, "train.epochs=2", "train.threads=1")
+    execute(
+        toy_config(tmp_path, *common, "train.method=multitask"),
+        tmp_path / "mt",
+        show_progress=False,
+    )
+    joint = toy_config(
+        tmp_path, *common, *JOINT, "alphavil.alpha_solver=sgd", "alphavil.steps=0",
+        "alphavil.alpha_bounds=[]", "alphavil.weight_rule=additive",
+    )  # fmt: skip
+    execute(joint, tmp_path / "joint", show_progress=False)
+    a, b = _final_model(tmp_path / "mt"), _final_model(tmp_path / "joint")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+    records = read_jsonl(tmp_path / "joint" / "metrics.jsonl")
+    assert all(set(r["alpha"].values()) == {1.0} for r in records)
+
+
+def test_fitted_joint_run_records_alpha_in_the_box_and_the_target_whole(tmp_path: Path) -> None:
+    cfg = toy_config(tmp_path, *BUDGET, *JOINT, "train.epochs=3", "alphavil.target_alpha=one")
+    execute(cfg, tmp_path / "run", show_progress=False)
+    records = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    target = cfg.train.target
+    for r in records:
+        assert r["alpha"][target] == 1.0
+        assert all(0.0 <= a <= 1.0 for a in r["alpha"].values())
+        assert r["alpha_fit"]["objective_end"] <= r["alpha_fit"]["objective_start"]
+
+
+def test_a_killed_joint_run_resumes_bit_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert_resumes_bit_identical(tmp_path, monkeypatch, *BUDGET, *JOINT)
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("train.optimizer={name='Adam', lr=0.001}", "needs train.optimizer.name = 'SGD'"),
+        ("train.optimizer={name='SGD', lr=0.1, maximize=true}", "got maximize"),
+    ],
+)
+def test_joint_updates_refuse_an_optimiser_they_cannot_split(
+    tmp_path: Path, override: str, match: str
+) -> None:
+    with pytest.raises(ConfigError, match=match):
+        toy_config(tmp_path, *JOINT, override)
+    toy_config(tmp_path, "train.method=multitask", override)  # other methods are not affected
+
+
+def test_a_fixed_target_alpha_needs_the_box_fit(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="target_alpha: 'one' is an option of the box fit"):
+        toy_config(tmp_path, "alphavil.target_alpha=one", "alphavil.alpha_bounds=[]")
