@@ -282,7 +282,9 @@ def test_a_rejected_task_update_leaves_no_optimiser_state_behind(
         return opt
 
     monkeypatch.setattr(Trainer, "task_optimizer", spy)
-    cfg = toy_config(tmp_path, "train.method=alphavil", *UNBOUNDED_LBFGS)
+    cfg = toy_config(
+        tmp_path, "train.method=alphavil", "alphavil.updates=separate", *UNBOUNDED_LBFGS
+    )
     execute(cfg, tmp_path / "run", show_progress=False)
     epoch2 = dict(seen[3:6])
     assert epoch2["main"] > 0 and epoch2["helper"] > 0  # momentum kept
@@ -424,12 +426,18 @@ def test_runs_made_before_the_new_defaults_are_the_paper_preset_not_the_default(
     and a different run from the new default."""
     paper = toy_config(tmp_path, "train.method=alphavil", "alphavil.preset=paper")
     stored = plain(paper.to_dict())
-    for key in ("preset", "alpha_bounds", "weight_step"):
+    for key in ("preset", "alpha_bounds", "weight_step", "updates", "target_alpha"):
         del stored["alphavil"][key]
     assert differing_keys(stored, plain(paper.to_dict()), config_defaults(paper)) == []
     new = toy_config(tmp_path, "train.method=alphavil")
     diff = differing_keys(stored, plain(new.to_dict()), config_defaults(new))
-    assert diff == ["alphavil.alpha_bounds", "alphavil.alpha_solver", "alphavil.weight_rule"]
+    assert diff == [
+        "alphavil.alpha_bounds",
+        "alphavil.alpha_solver",
+        "alphavil.target_alpha",
+        "alphavil.updates",
+        "alphavil.weight_rule",
+    ]
 
 
 def test_shipped_paper_configs_pin_the_paper_preset() -> None:

@@ -145,10 +145,10 @@ class AlphaVILConfig:
     # "joint" = one pass of multitask steps (every task's loss w_t/Σw · L_t in each step, as
     # data.stream gives them), δ_t = task t's share of that update (alphavil.task_shares; SGD),
     # so α = 1 is the multitask step.
-    updates: str = choice("separate", "separate", "joint")
+    updates: str = choice("joint", "separate", "joint", before="separate")
     # "fit": α_target is fitted with the rest; "one": the target's own update is always taken
     # whole and only the auxiliary α are fitted (alpha_solver = "lbfgs" with alpha_bounds).
-    target_alpha: str = choice("fit", "fit", "one")
+    target_alpha: str = choice("one", "fit", "one", before="fit")
     steps: int = bounded(10, 0)  # s, α tuning steps
     optimizer: dict[str, Any] = _opt("SGD", 0.005, momentum=0.5)  # noqa: RUF009 - returns a field()
     dev_fraction: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # of the target dev set for α
