@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from alphavil.task_shares import ShareSGD
+from alphavil.task_shares import ShareAdam, ShareSGD, share_optimizer
 
 SETTINGS = [
     {"momentum": 0.0},
@@ -119,3 +119,66 @@ def test_wrong_number_of_gradient_rows_is_refused():
     share = ShareSGD([torch.zeros(1)], 2, lr=0.1)
     with pytest.raises(ValueError, match="2 tasks"):
         share.step([[None]])
+
+
+ADAM = [
+    ("Adam", {}),
+    ("Adam", {"betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.01}),
+    ("AdamW", {}),
+    ("AdamW", {"weight_decay": 0.1, "lr": 0.01}),
+]
+
+
+@pytest.mark.parametrize(("name", "kw"), ADAM)
+def test_adam_matches_torch_on_the_sum_and_shares_add_up(name, kw):
+    gen = torch.Generator().manual_seed(2)
+    shapes = [(3, 4), (5,), (2, 2)]
+    ours = [torch.randn(s, generator=gen, dtype=torch.float64) for s in shapes]
+    ref = [p.clone().requires_grad_(True) for p in ours]
+    start = [p.clone() for p in ours]
+    opt = getattr(torch.optim, name)(ref, **{"lr": 0.05, **kw})
+    share = share_optimizer({"name": name, "lr": 0.05, **kw}, ours, 3, 0)
+    assert isinstance(share, ShareAdam)
+    for step in range(6):
+        grads = _grads(gen, shapes, 3, step)
+        for j, p in enumerate(ref):
+            p.grad = sum(g[j] for g in grads if g[j] is not None)
+        opt.step()
+        share.step(grads)
+    for j, (p, r, s0) in enumerate(zip(ours, ref, start, strict=True)):
+        torch.testing.assert_close(p, r.detach(), rtol=0, atol=1e-12)
+        total = sum(share.shares[t][j] for t in range(3))
+        torch.testing.assert_close(total, p - s0, atol=1e-12, rtol=0)
+
+
+def test_adam_resume_continues_exactly():
+    gen = torch.Generator().manual_seed(3)
+    a = [torch.randn(4, generator=gen, dtype=torch.float64)]
+    b = [a[0].clone()]
+    one = ShareAdam(a, 2, lr=0.01, weight_decay=0.1, decoupled=True)
+    two = ShareAdam(b, 2, lr=0.01, weight_decay=0.1, decoupled=True)
+    for _ in range(2):
+        grads = [[torch.randn(4, generator=gen, dtype=torch.float64)] for _ in range(2)]
+        one.step(grads)
+        two.step(grads)
+    one.scale_state([1.0, 0.5])
+    two.scale_state([1.0, 0.5])
+    restored = ShareAdam(b, 2, lr=0.01, weight_decay=0.1, decoupled=True)
+    restored.load_state_dict(two.state_dict())
+    more = [[torch.randn(4, generator=gen, dtype=torch.float64)] for _ in range(2)]
+    one.step(more)
+    restored.step(more)
+    torch.testing.assert_close(a[0], b[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ({"name": "RMSprop", "lr": 0.01}, "cannot be split into task shares; supported: SGD"),
+        ({"name": "Adam", "lr": 0.01, "amsgrad": True}, "Adam options amsgrad"),
+        ({"name": "SGD", "lr": 0.01, "maximize": True}, "SGD options maximize"),
+    ],
+)
+def test_share_optimizer_refuses_what_it_cannot_split(spec, match):
+    with pytest.raises(ValueError, match=match):
+        share_optimizer(spec, [torch.zeros(1)], 2, 0)

@@ -620,24 +620,16 @@ def with_alphavil_preset(table: Any) -> Any:
     return out
 
 
-SHARE_OPTIMIZER_KEYS = ("name", "lr", "momentum", "dampening", "nesterov", "weight_decay")
-
-
 def _check_share_optimizer(spec: dict[str, Any]) -> None:
-    """αVIL's joint updates split each SGD step into task shares (alphavil.task_shares)."""
-    if spec.get("name") != "SGD":
+    """αVIL's joint updates split each optimiser step into task shares (alphavil.task_shares)."""
+    from alphavil.task_shares import share_optimizer
+
+    try:
+        share_optimizer(spec, [torch.zeros(1)], 1, 0)
+    except (TypeError, ValueError) as err:
         raise ConfigError(
-            "alphavil.updates: 'joint' splits each SGD step into the tasks' shares and needs "
-            f"train.optimizer.name = 'SGD', got {spec.get('name')!r}; use SGD or set "
-            "alphavil.updates = 'separate'"
-        )
-    other = sorted(set(spec) - set(SHARE_OPTIMIZER_KEYS))
-    if other:
-        raise ConfigError(
-            "alphavil.updates: 'joint' supports the SGD options "
-            f"{', '.join(SHARE_OPTIMIZER_KEYS[1:])}; got {', '.join(other)}; drop them or set "
-            "alphavil.updates = 'separate'"
-        )
+            f"alphavil.updates = 'joint': {err}; or set alphavil.updates = 'separate'"
+        ) from None
 
 
 def _check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:

@@ -1,16 +1,20 @@
-"""SGD on the sum of task gradients that keeps each task's share of the update.
+"""Optimisers on the sum of task gradients that keep each task's share of every update.
 
 SGD with momentum, dampening, Nesterov momentum and weight decay is linear in its gradients: with
 one momentum buffer per task, the per-task updates u_t add up to exactly the update
-``torch.optim.SGD`` makes on Σ_t g_t, and u_t is task t's share of it. Summed over an epoch of
-joint steps, the shares are the task updates δ_t of αVIL's ``updates = "joint"`` (every step
-holds a batch of every task, as in equal-weight multitask training, and δ_t is the part of the
-realised multitask update that task t's gradients made), so θ + Σ_t δ_t is the multitask step
-and the α fit weighs each task's part of it. Weight decay belongs to one task (the target's).
+``torch.optim.SGD`` makes on Σ_t g_t, and u_t is task t's share of it. Adam and AdamW are linear
+in their first moment: with one first moment per task and the second moment of the summed
+gradient (the shared preconditioner), u_t = −lr · m̂_t / (√v̂ + ε) adds up to their update.
+Summed over an epoch of joint steps, the shares are the task updates δ_t of αVIL's
+``updates = "joint"`` (every step holds a batch of every task, as in equal-weight multitask
+training, and δ_t is the part of the realised multitask update that task t's gradients made), so
+θ + Σ_t δ_t is the multitask step and the α fit weighs each task's part of it. Weight decay
+belongs to one task (the target's).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -120,3 +124,141 @@ class ShareSGD:
             ]
             for bs in buffers
         ]
+
+
+class ShareAdam:
+    """``torch.optim.Adam`` / ``AdamW`` on Σ_t g_t with each task's share of every update tracked
+    (no AMSGrad). Same interface as :class:`ShareSGD`; ``decoupled``: AdamW's weight decay."""
+
+    def __init__(
+        self,
+        params: Sequence[Tensor],
+        n_tasks: int,
+        *,
+        lr: float = 1e-3,
+        betas: Sequence[float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        decoupled: bool = False,
+        decay_task: int = 0,
+    ) -> None:
+        if n_tasks < 1:
+            raise ValueError(f"need at least one task, got {n_tasks}")
+        if not 0 <= decay_task < n_tasks:
+            raise ValueError(f"decay_task {decay_task} is out of range for {n_tasks} tasks")
+        b1, b2 = (float(b) for b in betas)
+        if lr <= 0 or eps < 0 or weight_decay < 0 or not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(
+                f"need lr > 0, eps >= 0, weight_decay >= 0, betas in [0, 1); got lr={lr}, "
+                f"eps={eps}, weight_decay={weight_decay}, betas={tuple(betas)}"
+            )
+        self.params = list(params)
+        self.n_tasks = n_tasks
+        self.lr, self.beta1, self.beta2, self.eps = lr, b1, b2, eps
+        self.weight_decay, self.decoupled, self.decay_task = weight_decay, decoupled, decay_task
+        self.steps = [0] * len(self.params)
+        self.first: list[list[Tensor]] = [
+            [torch.zeros_like(p) for p in self.params] for _ in range(n_tasks)
+        ]
+        self.second = [torch.zeros_like(p) for p in self.params]
+        self.shares: list[list[Tensor]] = []
+        self.reset_shares()
+
+    def reset_shares(self) -> None:
+        """Start a new sum of shares (at the start of an epoch's updates)."""
+        self.shares = [[torch.zeros_like(p) for p in self.params] for _ in range(self.n_tasks)]
+
+    @torch.no_grad()
+    def step(self, grads: Sequence[Sequence[Tensor | None]]) -> None:
+        """One update from ``grads[t][j]`` (``None``: zero); shares added to :attr:`shares`."""
+        if len(grads) != self.n_tasks:
+            raise ValueError(f"expected gradients of {self.n_tasks} tasks, got {len(grads)}")
+        for j, p in enumerate(self.params):
+            if all(grads[t][j] is None for t in range(self.n_tasks)):
+                continue  # as torch.optim.Adam: a parameter without a gradient is left alone
+            self.steps[j] += 1
+            k = self.steps[j]
+            parts = []
+            for t in range(self.n_tasks):
+                g = grads[t][j]
+                d = torch.zeros_like(p) if g is None else g.detach().clone()
+                if self.weight_decay and not self.decoupled and t == self.decay_task:
+                    d.add_(p, alpha=self.weight_decay)
+                parts.append(d)
+            total = torch.stack(parts).sum(0)
+            self.second[j].mul_(self.beta2).addcmul_(total, total, value=1.0 - self.beta2)
+            denom = (self.second[j].sqrt() / math.sqrt(1.0 - self.beta2**k)).add_(self.eps)
+            size = self.lr / (1.0 - self.beta1**k)
+            move = torch.zeros_like(p)
+            if self.weight_decay and self.decoupled:
+                decay = p * (-self.lr * self.weight_decay)
+                self.shares[self.decay_task][j].add_(decay)
+                move.add_(decay)
+            for t in range(self.n_tasks):
+                self.first[t][j].lerp_(parts[t], 1.0 - self.beta1)
+                u = self.first[t][j] / denom * (-size)
+                self.shares[t][j].add_(u)
+                move.add_(u)
+            p.add_(move)
+
+    @torch.no_grad()
+    def scale_state(self, factors: Sequence[float]) -> None:
+        """Scale each task's first moment by its factor (the second moment is shared)."""
+        if len(factors) != self.n_tasks:
+            raise ValueError(f"expected {self.n_tasks} factors, got {len(factors)}")
+        for t, f in enumerate(factors):
+            for m in self.first[t]:
+                m.mul_(float(f))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Moments and step counts (for exact resume)."""
+        return {
+            "steps": list(self.steps),
+            "first": [[m.clone() for m in ms] for ms in self.first],
+            "second": [v.clone() for v in self.second],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (onto the parameters' devices)."""
+        if len(state["first"]) != self.n_tasks or len(state["second"]) != len(self.params):
+            raise ValueError("ShareAdam state does not match the tasks and parameters")
+        self.steps = list(state["steps"])
+        self.first = [
+            [m.to(p.device, p.dtype) for m, p in zip(ms, self.params, strict=True)]
+            for ms in state["first"]
+        ]
+        self.second = [
+            v.to(p.device, p.dtype) for v, p in zip(state["second"], self.params, strict=True)
+        ]
+
+
+SHARE_OPTIONS = {
+    "SGD": ("lr", "momentum", "dampening", "nesterov", "weight_decay"),
+    "Adam": ("lr", "betas", "eps", "weight_decay"),
+    "AdamW": ("lr", "betas", "eps", "weight_decay"),
+}
+
+
+def share_optimizer(
+    spec: dict[str, Any], params: Sequence[Tensor], n_tasks: int, decay_task: int
+) -> ShareSGD | ShareAdam:
+    """The share-tracking optimiser for a ``train.optimizer`` spec (SGD, Adam or AdamW with
+    the options in :data:`SHARE_OPTIONS`); ValueError names what is not supported."""
+    name = spec.get("name")
+    if name not in SHARE_OPTIONS:
+        raise ValueError(
+            f"train.optimizer.name = {name!r} cannot be split into task shares; "
+            f"supported: {', '.join(SHARE_OPTIONS)}"
+        )
+    kw = {k: v for k, v in spec.items() if k != "name"}
+    other = sorted(set(kw) - set(SHARE_OPTIONS[name]))
+    if other:
+        raise ValueError(
+            f"train.optimizer: {name} options {', '.join(other)} cannot be split into task "
+            f"shares; supported: {', '.join(SHARE_OPTIONS[name])}"
+        )
+    if name == "SGD":
+        return ShareSGD(params, n_tasks, decay_task=decay_task, **kw)
+    if name == "AdamW":
+        kw.setdefault("weight_decay", 1e-2)  # torch.optim.AdamW's default
+    return ShareAdam(params, n_tasks, decoupled=name == "AdamW", decay_task=decay_task, **kw)

@@ -28,7 +28,7 @@ from alphavil.alpha_exact import (
 from alphavil.config import build_optimizer
 from alphavil.deltas import delta, mix, norms, restore, snapshot, stack_deltas
 from alphavil.methods.base import Method
-from alphavil.task_shares import ShareSGD
+from alphavil.task_shares import ShareAdam, ShareSGD, share_optimizer
 from alphavil.task_weights import (
     all_at_floor,
     update_weights,
@@ -44,17 +44,18 @@ class AlphaVIL(Method):
 
     def __init__(self, loop: Any) -> None:
         super().__init__(loop)
-        self.shares: ShareSGD | None = None  # the joint updates' optimiser (updates = "joint")
+        self.shares: ShareSGD | ShareAdam | None = (
+            None  # the joint updates' optimiser (updates = "joint")
+        )
 
-    def share_optimizer(self) -> ShareSGD:
-        """The SGD that splits each joint step into task shares (built on first use from
-        ``train.optimizer``; its momentum persists across epochs as the joint optimiser's)."""
+    def share_optimizer(self) -> ShareSGD | ShareAdam:
+        """The optimiser that splits each joint step into task shares (built on first use from
+        ``train.optimizer``; its state persists across epochs as the joint optimiser's)."""
         if self.shares is None:
             loop = self.loop
-            spec = {k: v for k, v in loop.cfg.train.optimizer.items() if k != "name"}
             params = [p for p in loop.model.parameters() if p.requires_grad]
-            self.shares = ShareSGD(
-                params, len(loop.tasks), decay_task=loop.tasks.index(loop.target), **spec
+            self.shares = share_optimizer(
+                loop.cfg.train.optimizer, params, len(loop.tasks), loop.tasks.index(loop.target)
             )
         return self.shares
 
@@ -63,7 +64,7 @@ class AlphaVIL(Method):
     ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, float]]:
         """Lines 3-6 with ``updates = "joint"``: one pass of multitask steps from θ (each step's
         loss Σ_t (w_t/Σw) L_t over the tasks it holds), δ_t = task t's share of the realised
-        update (:class:`~alphavil.task_shares.ShareSGD`), so that θ + Σ_t δ_t is where the pass
+        update (:mod:`alphavil.task_shares`), so that θ + Σ_t δ_t is where the pass
         ended. Floating-point buffers (batch-norm statistics) change along the one trajectory;
         every task's δ carries that change (mixed convexly: α = 1 and α = e_t both give it).
         The model is back at θ afterwards."""
