@@ -23,6 +23,7 @@ from alphavil.alpha_exact import (
 )
 from alphavil.deltas import delta, mix, restore, snapshot, stack_deltas
 from alphavil.models.multihead import MultiHeadModel
+from alphavil.task_shares import ShareAdam, ShareSGD, share_deltas, share_optimizer
 from alphavil.task_weights import update_weights_average, update_weights_relative
 from alphavil.tasks import Task
 
@@ -31,6 +32,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AlphaFit",
     "MultiHeadModel",
+    "ShareAdam",
+    "ShareSGD",
     "Task",
     "__version__",
     "autograd_value_and_grad",
@@ -39,6 +42,8 @@ __all__ = [
     "grid_check",
     "mix",
     "restore",
+    "share_deltas",
+    "share_optimizer",
     "snapshot",
     "solve_alpha",
     "solve_alpha_box",

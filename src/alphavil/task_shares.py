@@ -19,7 +19,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from alphavil.deltas import Params, delta, stack_deltas
 
 
 class ShareSGD:
@@ -262,3 +264,22 @@ def share_optimizer(
     if name == "AdamW":
         kw.setdefault("weight_decay", 1e-2)  # torch.optim.AdamW's default
     return ShareAdam(params, n_tasks, decoupled=name == "AdamW", decay_task=decay_task, **kw)
+
+
+def share_deltas(model: nn.Module, theta: Params, optimizer: ShareSGD | ShareAdam) -> Params:
+    """The stacked task deltas ``(T, ...)`` of a joint pass from ``theta``: each parameter's δ_t
+    is task t's share (``optimizer`` must hold ``model``'s parameters); floating-point buffers
+    (batch-norm statistics) changed along the one trajectory, and every task's δ carries that
+    change (mixed convexly by :func:`alphavil.deltas.mix`, so α = 1 and α = e_t both give it)."""
+    moved = delta(model, theta)
+    names = {id(p): k for k, p in model.named_parameters()}
+    missing = [i for i, p in enumerate(optimizer.params) if id(p) not in names]
+    if missing:
+        raise ValueError(f"optimizer parameters {missing[:3]} are not the model's parameters")
+    out = []
+    for shares in optimizer.shares:
+        d = dict(moved)
+        for p, s in zip(optimizer.params, shares, strict=True):
+            d[names[id(p)]] = s.clone()
+        out.append(d)
+    return stack_deltas(out)

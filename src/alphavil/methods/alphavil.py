@@ -28,7 +28,7 @@ from alphavil.alpha_exact import (
 from alphavil.config import build_optimizer
 from alphavil.deltas import delta, mix, norms, restore, snapshot, stack_deltas
 from alphavil.methods.base import Method
-from alphavil.task_shares import ShareAdam, ShareSGD, share_optimizer
+from alphavil.task_shares import ShareAdam, ShareSGD, share_deltas, share_optimizer
 from alphavil.task_weights import (
     all_at_floor,
     update_weights,
@@ -102,17 +102,10 @@ class AlphaVIL(Method):
             opt.step(grads)
             if loop.progress:
                 loop.progress.phase(f"joint batch {n}")
-        moved = delta(loop.model, theta)
-        names = {id(p): k for k, p in loop.model.named_parameters()}
-        task_deltas = []
-        for i in range(len(loop.tasks)):
-            d = dict(moved)
-            for p, s in zip(opt.params, opt.shares[i], strict=True):
-                d[names[id(p)]] = s.clone()
-            task_deltas.append(d)
+        deltas = share_deltas(loop.model, theta, opt)
         restore(loop.model, theta)
         losses = {t: sums[t] / max(counts[t], 1) for t in loop.tasks}
-        return theta, stack_deltas(task_deltas), losses
+        return theta, deltas, losses
 
     def collect_deltas(self) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, float]]:
         """Lines 3-6 of Algorithm 1: θ, the stacked task deltas ``(T, ...)`` and each task's
