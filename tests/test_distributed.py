@@ -40,14 +40,15 @@ def _records(path: Path) -> list[dict]:  # type: ignore[type-arg]
     ("method", "extra"),
     [
         ("multitask", ""),
-        ("alphavil", ""),
-        ("alphavil", "alphavil.parallel_deltas=true"),
+        ("alphavil", ""),  # joint updates: each task's gradient summed over the ranks
+        ("alphavil", "alphavil.updates=separate"),
+        ("alphavil", "alphavil.updates=separate alphavil.parallel_deltas=true"),
         ("forkmerge", "forkmerge.merge_every=1"),
     ],
-    ids=["multitask", "alphavil", "alphavil-task-parallel", "forkmerge"],
+    ids=["multitask", "alphavil", "alphavil-separate", "alphavil-task-parallel", "forkmerge"],
 )
 def test_two_ranks_match_one_process(tmp_path: Path, method: str, extra: str) -> None:
-    more = [extra] if extra else []
+    more = extra.split()
     res = _torchrun(tmp_path, f"train.method={method}", f"out_dir='{tmp_path}'", "name=ddp", *more)
     assert res.returncode == 0, res.stderr[-3000:]
     before = torch.get_num_threads()
