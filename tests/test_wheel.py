@@ -1,5 +1,6 @@
 """The built wheel, installed into a fresh virtual environment outside the checkout, runs the
-quick start by name (its configs are package data) from a folder that is not the checkout.
+quick start by name (its configs are package data) and every block of docs/your_problem.md
+(images and text from files, TOML alone, TensorBoard) from a folder that is not the checkout.
 
 The wheel is built from a copy of the sources in a temporary folder (nothing is written into
 the checkout). The fresh environment gets the wheel only; its dependencies (torch, NumPy, SciPy,
@@ -193,3 +194,37 @@ def test_the_wheel_runs_the_quickstart_outside_the_checkout(venv: dict[str, str]
     assert out.returncode == 0, out.stderr
     (summary,) = Path(venv["_WORK"], "runs/quickstart").glob("*/summary.json")
     assert json.loads(summary.read_text())["method"] == "alphavil"
+
+
+def test_the_wheel_runs_the_guide_outside_the_checkout(venv: dict[str, str]) -> None:
+    """docs/your_problem.md, every block, with the wheel's `alphavil` and Python in a folder
+    outside the checkout (the checkout test: tests/test_your_problem_docs.py)."""
+    from tests.test_your_problem_docs import BLOCK, DOC
+
+    for module in ("PIL", "sklearn", "transformers", "tensorboard"):
+        pytest.importorskip(module)
+    work = Path(venv["_WORK"], "guide")
+    work.mkdir()
+    env = {**venv, "HF_HUB_OFFLINE": "1"}
+    python = str(Path(venv["VIRTUAL_ENV"], "bin", "python"))
+    ran = 0
+    for lang, info, body in BLOCK.findall(DOC.read_text()):
+        info = info.strip()
+        if info.startswith("file="):
+            (work / info.removeprefix("file=")).write_text(body)
+        elif lang == "python" and info == "run":
+            out = _run([python, "-c", body], cwd=work, env=env)
+            assert out.returncode == 0, out.stderr[-2000:]
+            ran += 1
+        elif lang == "bash" and info == "run":
+            for line in body.strip().splitlines():
+                words = line.split()
+                assert words[0] == "alphavil", line
+                exe = Path(venv["VIRTUAL_ENV"], "bin", "alphavil")
+                out = _run([str(exe), *words[1:]], cwd=work, env=env)
+                assert out.returncode == 0, f"{line}\n{out.stderr[-2000:]}"
+                ran += 1
+    assert ran == 7
+    assert (work / "report-photos" / "table1.md").is_file()
+    assert (work / "runs-reviews" / "alphavil-sentiment-s0" / "summary.json").is_file()
+    assert any((work / "tb-reviews").rglob("events.out.tfevents.*"))
