@@ -54,6 +54,14 @@ def test_scores_pick_single_by_dev_and_check_alphavil(study: Path) -> None:
     assert "misses" in verdict(table, "random") and "needs >= 87.00" in verdict(table, "random")
 
 
+def test_the_check_compares_the_seeds_all_three_share(study: Path, tmp_path: Path) -> None:
+    # an extra multitask seed far above the rest must not move the bar of the shared seeds
+    _run(study, "coarse.multitask", "multitask", 7, dev=90, test=99)
+    table = scores(collect_runs(study), "left")
+    assert "needs >= 92.00: meets" in verdict(table, "coarse")
+    assert "the 3 seeds all three have" in verdict(table, "coarse")
+
+
 def test_report_file_has_paired_rows_and_the_information_test(study: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert main([str(study), "--out", str(out)]) == 0
