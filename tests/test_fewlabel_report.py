@@ -24,6 +24,9 @@ def _run(root: Path, label: str, method: str, seed: int, dev: float, test: float
     summary = {"status": "completed", "target": "left", "best": best, "seconds": 10.0}
     (d / "config.json").write_text(json.dumps(config))
     (d / "summary.json").write_text(json.dumps(summary))
+    # epoch 4's record: the test accuracy is test / 2 (the learning-speed table)
+    rec = {"epoch": 4, "test": {"left": {"accuracy": test / 200}}}
+    (d / "metrics.jsonl").write_text(json.dumps({"epoch": 3}) + "\n" + json.dumps(rec) + "\n")
 
 
 @pytest.fixture
@@ -72,6 +75,8 @@ def test_report_file_has_paired_rows_and_the_information_test(study: Path, tmp_p
     # alphavil − multitask on coarse: -1, 0, +1
     assert "| alphavil | 3 | 92.00 ± 1.00 |" in text
     assert json.loads((out / "scores.json").read_text())["coarse"]["multitask"]["0"]["test"] == 92
+    # after epoch 4: coarse αVIL (91 + s) / 2 over s = 0, 1, 2
+    assert "| coarse | alphavil | 3 | 46.0 |" in text
 
 
 def test_an_empty_folder_is_a_one_line_error(

@@ -171,6 +171,30 @@ HEAD += ["− single-tuned", "− multitask", "− best other"]
 SHARE_HEAD = ["configuration", "auxiliary task", "seeds", "mean share", "epochs used", "mean α_aux"]
 
 
+EARLY_EPOCH = 4  # the learning-speed table: the target's test accuracy after this epoch
+
+
+def early_accuracy(
+    runs: list[dict[str, Any]], target: str, epoch: int = EARLY_EPOCH
+) -> dict[str, dict[str, list[float]]]:
+    """kind -> configuration -> the target's test accuracy (%) after ``epoch`` of each run (from
+    its metrics.jsonl; runs with fewer epochs left out): how fast each method learns."""
+    out: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        path = Path(r["path"]) / "metrics.jsonl"
+        if not path.is_file():
+            continue
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            if rec.get("epoch") == epoch:
+                score = rec.get("test", {}).get(target, {}).get("accuracy")
+                if score is not None:
+                    kind, method = split_label(r["label"])
+                    out[kind][method].append(100.0 * score)
+                break
+    return out
+
+
 def format_report(runs: list[dict[str, Any]], target: str) -> str:
     """The markdown report of a study folder's runs (see the module doc)."""
     table = scores(runs, target)
@@ -200,6 +224,20 @@ def format_report(runs: list[dict[str, Any]], target: str) -> str:
                     ]
                 )
             )
+        lines.append("")
+    early = early_accuracy(runs, target)
+    if early:
+        lines += [
+            f"### Learning speed: the target's test accuracy after epoch {EARLY_EPOCH}",
+            "",
+            "| auxiliary kind | configuration | runs | mean test % |",
+            "|---|---|---|---|",
+        ]
+        for kind in [CONTROLS, *kinds]:
+            for name, vals in sorted(
+                early.get(kind, {}).items(), key=lambda kv: -statistics.fmean(kv[1])
+            ):
+                lines.append(_row([kind, name, len(vals), f"{statistics.fmean(vals):.1f}"]))
         lines.append("")
     lines += ["### The default αVIL against the better of single-task and multitask", ""]
     lines += [f"* {verdict(table, k)}" for k in kinds] + [""]
