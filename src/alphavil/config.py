@@ -107,8 +107,10 @@ class TrainConfig:
 
 _check_device = check_device  # old private name (tests, scripts)
 
-# section name -> options dataclass: [train], then a cache of the method and lazy sections
+# section name -> options dataclass of the sections defined here; the others are looked up in
+# alphavil.methods.SECTIONS and _LAZY_SECTIONS (imported once per path, _IMPORTED)
 SECTIONS: dict[str, Any] = {"train": TrainConfig}
+_IMPORTED: dict[str, Any] = {}
 _LAZY_SECTIONS = {"mt2o": "alphavil.pareto.mt2o:MT2OConfig", "sweep": "alphavil.sweep:SweepConfig"}
 
 
@@ -173,18 +175,18 @@ class RunConfig:
 
 
 def _section_class(name: str) -> Any:
-    """The options dataclass of section ``name`` (None: no such section)."""
+    """The options dataclass of section ``name`` (None: no such section), looked up in the
+    registries on every call (so a section added or removed at run time is seen) and imported
+    once per path."""
     if name in SECTIONS:
         return SECTIONS[name]
-    if name in METHOD_SECTIONS:
-        module, attr = METHOD_SECTIONS[name].split(":")
-        SECTIONS[name] = getattr(importlib.import_module(module), attr)
-        return SECTIONS[name]
-    if name in _LAZY_SECTIONS:
-        module, attr = _LAZY_SECTIONS[name].split(":")
-        SECTIONS[name] = getattr(importlib.import_module(module), attr)
-        return SECTIONS[name]
-    return None
+    path = METHOD_SECTIONS.get(name) or _LAZY_SECTIONS.get(name)
+    if path is None:
+        return None
+    if path not in _IMPORTED:
+        module, attr = path.split(":")
+        _IMPORTED[path] = getattr(importlib.import_module(module), attr)
+    return _IMPORTED[path]
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -298,7 +300,7 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
             "it does not run under a label budget (remove [data.budget])"
         )
     if method in POPULATION_METHODS and "mt2o" not in cfg.extra and _section_class("mt2o"):
-        cfg.extra["mt2o"] = SECTIONS["mt2o"]()
+        cfg.extra["mt2o"] = _section_class("mt2o")()
     section = options_section(method)
     if section is not None and section not in RECORDED and section not in cfg.extra:
         # config.json records every option in use
