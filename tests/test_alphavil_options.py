@@ -448,3 +448,26 @@ def test_shipped_paper_configs_pin_the_paper_preset() -> None:
         assert cfg.alphavil.alpha_bounds == []
         if name != "multimnist_full":  # its αVIL variants set the exact solver themselves
             assert (cfg.alphavil.alpha_solver, cfg.alphavil.weight_rule) == ("sgd", "additive")
+
+
+def test_the_recorded_tables_are_registered_options_with_hooks() -> None:
+    """αVIL's and DIW's tables come from the registry like every method's, sit right after
+    [train] in config.json, and αVIL's preset and checks run through the generic hooks."""
+    import dataclasses
+
+    from alphavil.config import RunConfig
+    from alphavil.methods import RECORDED, SECTIONS
+    from alphavil.methods.alphavil_options import AlphaVILConfig
+    from alphavil.methods.diw_options import DIWConfig
+
+    assert RECORDED == ("alphavil", "diw")
+    assert SECTIONS["alphavil"].endswith(":AlphaVILConfig")
+    assert SECTIONS["diw"].endswith(":DIWConfig")
+    names = [f.name for f in dataclasses.fields(RunConfig)]
+    assert names[names.index("train") + 1 : names.index("train") + 3] == list(RECORDED)
+    cfg = load_config(None, ["train.method=multitask", "olaux.lr=0.2"])
+    assert list(cfg.to_dict())[3:] == ["data", "train", "alphavil", "diw", "olaux"]
+    assert isinstance(cfg.alphavil, AlphaVILConfig) and isinstance(cfg.diw, DIWConfig)
+    assert AlphaVILConfig.prepare({"preset": "paper"})["alpha_solver"] == "sgd"
+    with pytest.raises(ConfigError, match=r"alphavil\.grid_points"):
+        load_config(None, ["train.method=multitask", "alphavil.grid_points=1"])

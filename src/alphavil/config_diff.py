@@ -12,15 +12,30 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
-from alphavil.config import option_before
+from alphavil.config import RunConfig, is_compared, option_before
 
 if TYPE_CHECKING:
-    from alphavil.config import RunConfig
+    from collections.abc import Iterable
 
 _NOT_COMPARED = ("out_dir", "sweep")  # top-level config keys that do not change a run
-# dotted keys that only say where other keys' values came from (those values are compared)
-# and output-only options that do not change what a run computes
-_NOT_COMPARED_KEYS = ("alphavil.preset", "train.tensorboard")
+
+
+def not_compared_keys(cfg: RunConfig | None = None) -> frozenset[str]:
+    """Dotted keys that do not change what a run computes: the options whose field says so
+    (:func:`alphavil.config.is_compared`: where other values came from, output only), in
+    ``cfg``'s tables, or in the tables every run records when ``cfg`` is None."""
+    if cfg is not None:
+        tables: Iterable[tuple[str, Any]] = cfg.tables().items()
+    else:
+        tables = [(f.name, f.default_factory) for f in dataclasses.fields(RunConfig)]
+        tables = [(k, v) for k, v in tables if isinstance(v, type)]
+    return frozenset(
+        f"{key}.{f.name}"
+        for key, obj in tables
+        if dataclasses.is_dataclass(obj)
+        for f in dataclasses.fields(obj)
+        if not is_compared(f)
+    )
 
 
 def plain(config: dict[str, Any]) -> dict[str, Any]:
@@ -42,19 +57,24 @@ _ABSENT = object()
 
 
 def differing_keys(
-    stored: dict[str, Any], requested: dict[str, Any], defaults: dict[str, Any] | None = None
+    stored: dict[str, Any],
+    requested: dict[str, Any],
+    defaults: dict[str, Any] | None = None,
+    ignored: frozenset[str] | None = None,
 ) -> list[str]:
     """Dotted keys whose values differ between two configs (empty: the same config).
 
     A key missing from ``stored`` whose requested value is the one that reproduces older runs
     (``defaults``: dotted key -> that value, see :func:`alphavil.config.option_before`) is not a
-    difference: the run was made before that option existed.
+    difference: the run was made before that option existed. Keys in ``ignored`` (default:
+    :func:`not_compared_keys`) are never a difference.
     """
     a, b, d = flatten(stored), flatten(requested), defaults or {}
+    skip = not_compared_keys() if ignored is None else ignored
     return [
         k
         for k in sorted(set(a) | set(b))
-        if k not in _NOT_COMPARED_KEYS
+        if k not in skip
         and a.get(k, _ABSENT) != b.get(k, _ABSENT)
         and not (k not in a and k in b and k in d and d[k] == b[k])
     ]
@@ -63,16 +83,8 @@ def differing_keys(
 def config_defaults(cfg: RunConfig) -> dict[str, Any]:
     """Dotted key -> the value of every option in ``cfg``'s tables that reproduces runs made
     before the option existed (its default unless it says otherwise; JSON-plain)."""
-
-    tables: dict[str, Any] = {
-        "data": cfg.data,
-        "train": cfg.train,
-        "alphavil": cfg.alphavil,
-        "diw": cfg.diw,
-        **cfg.extra,
-    }
     out: dict[str, Any] = {"label": ""}
-    for key, obj in tables.items():
+    for key, obj in cfg.tables().items():
         if not dataclasses.is_dataclass(obj):
             continue
         table: dict[str, Any] = {}
@@ -100,6 +112,7 @@ def config_differences(
     forgive options added since ``stored`` was written.
     """
     a, b = plain(stored), plain(requested)
-    keys = differing_keys(a, b, config_defaults(cfg) if cfg is not None else None)
+    defaults = config_defaults(cfg) if cfg is not None else None
+    keys = differing_keys(a, b, defaults, not_compared_keys(cfg))
     fa, fb = flatten(a), flatten(b)
     return [f"{k}: {short(fa.get(k, _ABSENT))} -> {short(fb.get(k, _ABSENT))}" for k in keys]

@@ -57,7 +57,7 @@ from alphavil.config import (
 )
 from alphavil.config import load_config as _load
 from alphavil.config_diff import config_differences
-from alphavil.methods import method_names
+from alphavil.methods import MethodImportError, get_method, method_names
 from alphavil.processes import SweepError, check_writable_dir, sweep_lock
 from alphavil.processes import init_worker as _init_worker
 from alphavil.processes import one_line as _one_line
@@ -113,9 +113,18 @@ def _variants(sweep: SweepConfig) -> dict[str, list[str]]:
                 )
         return {name: list(ov) for name, ov in sweep.variants.items()}
     for m in sweep.methods:
+        if m not in allowed and ":" not in m:
+            raise ConfigError(
+                f"sweep.methods: {m!r} is not one of {', '.join(allowed)}, "
+                "or an import path 'package.module:Class'"
+            )
         if m not in allowed:
-            raise ConfigError(f"sweep.methods: {m!r} is not one of {', '.join(allowed)}")
-    return {m: [f"train.method={m}"] for m in sweep.methods}
+            try:
+                get_method(m)
+            except MethodImportError as err:
+                raise ConfigError(f"sweep.methods: {err}") from None
+    # an import path's run folders are named with '.' for ':'
+    return {m.replace(":", "."): [f"train.method={m}"] for m in sweep.methods}
 
 
 def plan(config: str | None, overrides: list[str], sweep: SweepConfig) -> list[Job]:

@@ -3,7 +3,8 @@
 A method is a class with the :class:`~alphavil.methods.base.Method` interface: it says which
 tasks it trains and runs one epoch through the training loop's primitives
 (:class:`~alphavil.training.Trainer`). Adding a method = one module + its test + one line in
-:data:`REGISTRY` (see docs/adding_a_method.md).
+:data:`REGISTRY` (see docs/adding_a_method.md); a method of one's own may instead be named by
+import path, ``train.method = "package.module:Class"``.
 """
 
 from __future__ import annotations
@@ -33,8 +34,14 @@ REGISTRY: dict[str, str] = {
     "forkmerge": "alphavil.methods.forkmerge:ForkMerge",  # Jiang et al. 2023
 }
 
-# config section -> "module:ConfigDataclass" for methods with their own options table
+# config section -> "module:ConfigDataclass" for methods with their own options table. An
+# options dataclass may define two hooks that alphavil.config calls for every table it builds:
+# ``prepare(table) -> table`` (classmethod; the raw TOML table before validation, e.g. αVIL's
+# presets) and ``check(self, cfg, tasks)`` (after the whole config is resolved; raises
+# ConfigError for rules that span keys or tables).
 SECTIONS: dict[str, str] = {
+    "alphavil": "alphavil.methods.alphavil_options:AlphaVILConfig",
+    "diw": "alphavil.methods.diw_options:DIWConfig",
     "uncertainty": "alphavil.methods.uncertainty:UncertaintyConfig",
     "gradnorm": "alphavil.methods.gradnorm:GradNormConfig",
     "aggregator": "alphavil.methods.aggregators:AggregatorConfig",
@@ -44,6 +51,10 @@ SECTIONS: dict[str, str] = {
     "forkmerge": "alphavil.methods.forkmerge:ForkMergeConfig",
 }
 
+# Sections every run config records right after [train], whether or not its method uses them
+# (the paper's two methods: every config.json since the first release holds them, and stored
+# runs are matched key by key against new requests); ``cfg.alphavil`` and ``cfg.diw``.
+RECORDED: tuple[str, ...] = ("alphavil", "diw")
 
 # the TorchJD aggregators share one options table
 _AGGREGATORS = ("mgda", "pcgrad", "cagrad", "nashmtl", "upgrad")
@@ -54,7 +65,12 @@ def options_section(method: str) -> str | None:
     None for a method without one (its options, if any, live in a built-in table)."""
     if method in SECTIONS:
         return method
-    return "aggregator" if method in _AGGREGATORS else None
+    if method in _AGGREGATORS:
+        return "aggregator"
+    if method not in REGISTRY and ":" in method:
+        table: str | None = getattr(get_method(method), "options_table", None)
+        return table
+    return None
 
 
 def method_names() -> tuple[str, ...]:
@@ -62,9 +78,54 @@ def method_names() -> tuple[str, ...]:
     return tuple(REGISTRY)
 
 
+class MethodImportError(KeyError):
+    """``train.method`` is an import path (``package.module:Class``) that does not resolve to a
+    :class:`~alphavil.methods.base.Method` subclass; the message is one line."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _import_method(path: str) -> Any:
+    from alphavil.methods.base import Method
+
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr or ":" in attr:
+        raise MethodImportError(
+            f"train.method: {path!r} is not an import path; use 'package.module:Class'"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:  # any import-time failure of the user's module
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise MethodImportError(
+            f"train.method: cannot import {module_name!r} for {path!r}: "
+            f"{type(err).__name__}: {first}"
+        ) from None
+    cls = getattr(module, attr, None)
+    if cls is None:
+        raise MethodImportError(f"train.method: module {module_name!r} has no attribute {attr!r}")
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise MethodImportError(
+            f"train.method: {path!r} is a {type(cls).__name__}, not a subclass of "
+            "alphavil.methods.base.Method"
+        )
+    return cls
+
+
 def get_method(name: str) -> Any:
-    """The method class registered as ``name``."""
-    if name not in REGISTRY:
-        raise KeyError(f"unknown method {name!r}; allowed: {', '.join(REGISTRY)}")
-    module, attr = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), attr)
+    """The method class registered as ``name``, or imported from an import path
+    ``"package.module:Class"`` (a :class:`~alphavil.methods.base.Method` subclass; works the
+    same in this process, the CLI and sweep workers, which re-resolve the config).
+
+    Raises ``KeyError`` naming the allowed names, or :class:`MethodImportError` naming what
+    failed to import."""
+    if name in REGISTRY:
+        module, attr = REGISTRY[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+    if ":" in name:
+        return _import_method(name)
+    raise KeyError(
+        f"unknown method {name!r}; allowed: {', '.join(REGISTRY)}, or an import path "
+        "'package.module:Class'"
+    )

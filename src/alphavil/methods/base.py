@@ -30,6 +30,11 @@ class Method:
     # similarity): then every step must hold every task, and the loop refuses data whose stream
     # gives each step one task (separate examples, ``data.stream = "interleaved"``)
     needs_all_tasks_per_step = False
+    # A method named by import path (train.method = "package.module:Class") may bring its own
+    # options table: its section name and dataclass (registered methods use
+    # alphavil.methods.SECTIONS instead). The loop's config then holds it in cfg.extra.
+    options_table: str | None = None
+    options_class: type | None = None
 
     def __init__(self, loop: Trainer) -> None:
         self.loop = loop

@@ -1,0 +1,160 @@
+"""αVIL's options (the ``[alphavil]`` table), its presets and its cross-key checks.
+
+Kept apart from :mod:`alphavil.methods.alphavil` (which imports the training loop) so that the
+config layer can load them without an import cycle. Registered in
+:data:`alphavil.methods.SECTIONS`; every run config records the table (:data:`alphavil.methods.
+RECORDED`), so ``cfg.alphavil.<option>`` is always there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from alphavil.schema import ConfigError, _opt, bounded, choice
+from alphavil.task_weights import WEIGHT_RULES
+
+if TYPE_CHECKING:
+    from alphavil.config import RunConfig
+
+
+# `alphavil.preset = "paper"`: the paper's settings (§4.1) for every [alphavil] key the table does
+# not set. The defaults are the configuration measured best on few target labels (docs/fewlabel).
+ALPHAVIL_PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "paper": {
+        "alpha_solver": "sgd",
+        "weight_rule": "additive",
+        "alpha_bounds": [],
+        "updates": "separate",
+        "target_alpha": "fit",
+    },
+}
+
+
+@dataclass
+class AlphaVILConfig:
+    """αVIL (Algorithm 1) settings: the measured-best defaults (docs/fewlabel); the paper's §4.1
+    settings with ``preset = "paper"``."""
+
+    # "default" or "paper": the values of the keys this table does not set (ALPHAVIL_PRESETS)
+    preset: str = choice("default", *ALPHAVIL_PRESETS, compared=False)
+
+    rho: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # ratio of each task's data per epoch
+    # Lines 3-6: "separate" = each task's update from the same θ on its own data (the paper);
+    # "joint" = one pass of multitask steps (every task's loss w_t/Σw · L_t in each step, as
+    # data.stream gives them), δ_t = task t's share of that update (alphavil.task_shares; SGD),
+    # so α = 1 is the multitask step.
+    updates: str = choice("joint", "separate", "joint", before="separate")
+    # "fit": α_target is fitted with the rest; "one": the target's own update is always taken
+    # whole and only the auxiliary α are fitted (alpha_solver = "lbfgs" with alpha_bounds).
+    target_alpha: str = choice("one", "fit", "one", before="fit")
+    steps: int = bounded(10, 0)  # s, α tuning steps
+    optimizer: dict[str, Any] = _opt("SGD", 0.005, momentum=0.5)  # noqa: RUF009 - returns a field()
+    dev_fraction: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # of the target dev set for α
+    weight_floor: float = bounded(1e-6, 0.0, lo_open=True)
+    # Model optimiser state for the task updates: one persistent optimiser per task, or a fresh
+    # one for every update. The paper is silent; see alphavil.training.
+    task_optimizer: str = choice("per_task", "per_task", "fresh")
+    # Line 9: "sgd" = `steps` steps of `optimizer` (the paper); "lbfgs" / "newton" = solve for
+    # the argmin (alphavil.alpha_exact), stopping when a step gains less than `solver_tol` or
+    # after `solver_passes` gradient (L-BFGS) or gradient+Hessian (Newton) dev passes.
+    alpha_solver: str = choice("lbfgs", "sgd", "lbfgs", "newton", before="sgd")
+    # "lbfgs" only: α kept in the box [lo, hi]^T (SciPy's L-BFGS-B, alphavil.alpha_box); []
+    # = unbounded. The default [0, 1] takes each task's update in part or not at all.
+    alpha_bounds: list[float] = field(default_factory=lambda: [0.0, 1.0], metadata={"before": []})
+    solver_tol: float = bounded(1e-6, 0.0)
+    solver_passes: int = bounded(30, 1)
+    # α's starting point: "sum" = 1 (θ + Σ δ_t), "mean" = 1/T (the average update).
+    alpha_start: str = choice("sum", "sum", "mean")
+    # Line 11: "additive" = w_t + α_t − 1 (the paper); "relative" = w_t + α_t/α_target − 1 with
+    # the target's weight fixed and auxiliary weights capped at weight_cap × the target's
+    # (alphavil.task_weights).
+    # "average" = w_t moves a step `weight_step` towards clip(α_t/α_target, 0, weight_cap) × the
+    # target's weight (an exponential average of the evidence; never stuck at the floor).
+    weight_rule: str = choice("average", *WEIGHT_RULES, before="additive")
+    weight_cap: float = bounded(1.0, 0.0, lo_open=True)
+    weight_step: float = bounded(0.3, 0.0, 1.0, lo_open=True)
+    # Under torchrun: collect the task deltas in parallel (task i on rank i mod W) instead of
+    # sharding every batch over the ranks (alphavil.methods.alphavil.AlphaVIL.collect_deltas)
+    parallel_deltas: bool = False
+    # Diagnostic, off by default: for T <= 3, also evaluate the α objective on a grid of
+    # grid_points^T points over grid_range and log the gap of the fit to the grid's best.
+    grid_points: int = bounded(0, 0)
+    grid_range: list[float] = field(default_factory=lambda: [-0.5, 1.5])
+
+    @classmethod
+    def prepare(cls, table: Any) -> Any:
+        """Config hook: the raw table with its preset's values filled in
+        (:func:`with_alphavil_preset`)."""
+        return with_alphavil_preset(table)
+
+    def check(self, cfg: RunConfig, tasks: list[str]) -> None:
+        """Config hook: the checks across keys (bounds, solver, grid) and, when the run is αVIL
+        with joint updates, that ``train.optimizer`` splits into task shares."""
+        check_alphavil(self, tasks)
+        if cfg.train.method == "alphavil" and self.updates == "joint":
+            check_share_optimizer(cfg.train.optimizer)
+
+
+def with_alphavil_preset(table: Any) -> Any:
+    """The ``[alphavil]`` table with its preset's values for the keys it does not set. A table
+    that picks a solver other than L-BFGS and says nothing of bounds gets none (bounds are an
+    L-BFGS option)."""
+    if not isinstance(table, dict):
+        return table
+    name = table.get("preset", "default")
+    if name not in ALPHAVIL_PRESETS:
+        raise ConfigError(
+            f"alphavil.preset: {name!r} is not one of {', '.join(map(repr, ALPHAVIL_PRESETS))}"
+        )
+    out = {**ALPHAVIL_PRESETS[name], **table}
+    if out.get("alpha_solver", "lbfgs") != "lbfgs" and "alpha_bounds" not in table:
+        out["alpha_bounds"] = []
+    if "target_alpha" not in table and out.get("alpha_bounds") == []:
+        out["target_alpha"] = "fit"  # a fixed target α is a box option
+    return out
+
+
+def check_share_optimizer(spec: dict[str, Any]) -> None:
+    """αVIL's joint updates split each optimiser step into task shares (alphavil.task_shares)."""
+    from alphavil.task_shares import share_optimizer
+
+    try:
+        share_optimizer(spec, [torch.zeros(1)], 1, 0)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(
+            f"alphavil.updates = 'joint': {err}; or set alphavil.updates = 'separate'"
+        ) from None
+
+
+def check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
+    """The ``[alphavil]`` rules that span keys (and the task count); one-line ConfigErrors."""
+    bounds = av.alpha_bounds
+    if bounds and (len(bounds) != 2 or not bounds[0] < bounds[1]):
+        raise ConfigError(
+            f"alphavil.alpha_bounds: expected [] or [lo, hi] with lo < hi, got {bounds}"
+        )
+    if bounds and av.alpha_solver != "lbfgs":
+        raise ConfigError(
+            f"alphavil.alpha_bounds: bounds are for alpha_solver = 'lbfgs', got "
+            f"{av.alpha_solver!r}; set alpha_bounds = [] or alpha_solver = 'lbfgs'"
+        )
+    if av.target_alpha == "one" and not (av.alpha_solver == "lbfgs" and bounds):
+        raise ConfigError(
+            "alphavil.target_alpha: 'one' is an option of the box fit (alpha_solver = 'lbfgs' "
+            f"with alpha_bounds), got alpha_solver = {av.alpha_solver!r}, alpha_bounds = "
+            f"{bounds}; set target_alpha = 'fit'"
+        )
+    lo_hi = av.grid_range
+    if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:
+        raise ConfigError(f"alphavil.grid_range: expected [lo, hi] with lo < hi, got {lo_hi}")
+    if av.grid_points == 1:
+        raise ConfigError("alphavil.grid_points: must be 0 (off) or >= 2, got 1")
+    if av.grid_points and len(tasks) > 3:
+        raise ConfigError(
+            f"alphavil.grid_points: the grid diagnostic is for <= 3 tasks, got {len(tasks)}; "
+            "set it to 0 or restrict train.tasks"
+        )
