@@ -90,6 +90,12 @@ def test_joint_updates_refuse_an_optimiser_they_cannot_split(
     toy_config(tmp_path, "train.method=multitask", override)  # other methods are not affected
 
 
+def test_parallel_deltas_are_a_separate_updates_option(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="parallel_deltas: runs separate task updates"):
+        toy_config(tmp_path, "alphavil.parallel_deltas=true")
+    toy_config(tmp_path, "alphavil.parallel_deltas=true", "alphavil.updates=separate")
+
+
 def test_a_fixed_target_alpha_needs_the_box_fit(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="target_alpha: 'one' is an option of the box fit"):
         toy_config(tmp_path, "alphavil.target_alpha=one", "alphavil.alpha_bounds=[]")

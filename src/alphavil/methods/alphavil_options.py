@@ -142,6 +142,11 @@ def check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
             f"alphavil.alpha_bounds: bounds are for alpha_solver = 'lbfgs', got "
             f"{av.alpha_solver!r}; set alpha_bounds = [] or alpha_solver = 'lbfgs'"
         )
+    if av.parallel_deltas and av.updates == "joint":
+        raise ConfigError(
+            "alphavil.parallel_deltas: runs separate task updates on separate ranks; joint "
+            "updates are one pass; set alphavil.updates = 'separate' or parallel_deltas = false"
+        )
     if av.target_alpha == "one" and not (av.alpha_solver == "lbfgs" and bounds):
         raise ConfigError(
             "alphavil.target_alpha: 'one' is an option of the box fit (alpha_solver = 'lbfgs' "
