@@ -111,6 +111,18 @@ def test_run_from_before_an_option_existed_still_counts(tmp_path: Path) -> None:
         run_sweep(None, _ov(tmp_path, "train.save_state=false"), _grid())
 
 
+def test_options_of_another_method_do_not_make_a_finished_run_stale(tmp_path: Path) -> None:
+    """Every config.json records [alphavil] and [diw]; a single-task run reads neither, so
+    other αVIL options (a new default) leave it done, while an αVIL run's own do not."""
+    run_sweep(None, _ov(tmp_path), _grid())
+    assert run_sweep(None, _ov(tmp_path, "alphavil.updates=separate"), _grid()) == []
+    assert run_sweep(None, _ov(tmp_path, "diw.lr=0.5"), _grid()) == []
+    av = _grid(methods=["alphavil"])
+    run_sweep(None, _ov(tmp_path), av)
+    with pytest.raises(SweepError, match=r"alphavil\.updates: \"joint\" -> \"separate\""):
+        run_sweep(None, _ov(tmp_path, "alphavil.updates=separate"), av)
+
+
 def test_failed_run_in_a_foreign_folder_writes_nothing_there(tmp_path: Path) -> None:
     foreign = tmp_path / "single-main-s0"
     foreign.mkdir()

@@ -71,13 +71,31 @@ def differing_keys(
     """
     a, b, d = flatten(stored), flatten(requested), defaults or {}
     skip = not_compared_keys() if ignored is None else ignored
+    unread = _unread_tables(a.get("train.method"), b.get("train.method"))
     return [
         k
         for k in sorted(set(a) | set(b))
         if k not in skip
+        and k.partition(".")[0] not in unread
         and a.get(k, _ABSENT) != b.get(k, _ABSENT)
         and not (k not in a and k in b and k in d and d[k] == b[k])
     ]
+
+
+def _unread_tables(*methods: Any) -> frozenset[str]:
+    """The recorded method tables (``[alphavil]``, ``[diw]``: every config.json holds them) that
+    neither run's method reads: their values cannot change the run, so a new αVIL default does
+    not make a finished multitask run "changed"."""
+    from alphavil.methods import RECORDED, options_section
+
+    read = set()
+    for m in methods:
+        if isinstance(m, str):
+            try:
+                read.add(options_section(m))
+            except Exception:  # an import-path method that no longer imports: compare all
+                return frozenset()
+    return frozenset(t for t in RECORDED if t not in read)
 
 
 def config_defaults(cfg: RunConfig) -> dict[str, Any]:
