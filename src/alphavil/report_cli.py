@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from alphavil.config import ConfigError
-from alphavil.processes import check_writable_dir
+from alphavil.sweep.workers import check_writable_dir
 
 
 def parse_tuned(specs: list[str]) -> dict[str, list[str]]:
