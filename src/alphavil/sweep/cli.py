@@ -1,5 +1,5 @@
 """``alphavil sweep`` on the command line (it also registers ``alphavil report``,
-:mod:`alphavil.report_cli`)."""
+:mod:`alphavil.reports.cli`)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         backend=getattr(args, "backend", "local"),
         address=getattr(args, "address", None),
     )
-    from alphavil.report import collect_runs, format_table
+    from alphavil.reports.collect import collect_runs
+    from alphavil.reports.tables import format_table
 
     try:
         print(format_table(collect_runs(Path(cfg.out_dir))))
@@ -71,7 +72,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def add_commands(sub: Any) -> None:
-    """Register ``sweep`` (and ``report``, :mod:`alphavil.report_cli`) on the CLI's subparsers."""
+    """Register ``sweep`` (and ``report``, :mod:`alphavil.reports.cli`) on the CLI's subparsers."""
     s = sub.add_parser("sweep", help="run methods x targets x seeds in parallel (resumable)")
     s.add_argument("config", help="TOML run config, or a built-in config's name")
     s.add_argument("overrides", nargs="*", help="key=value overrides for every run")
@@ -103,6 +104,6 @@ def add_commands(sub: Any) -> None:
         help="rerun completed runs whose stored config differs from the requested one",
     )
     s.set_defaults(func=cmd_sweep, intermixed="overrides")
-    from alphavil.report_cli import add_command
+    from alphavil.reports.cli import add_command
 
     add_command(sub)
