@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from alphavil import plots
+from alphavil.reports import figures as plots
 from alphavil.runs import write_jsonl
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import alphavil.sweep as sweep_module
+import alphavil.sweep.local as sweep_module
 from alphavil.cli import main
 from alphavil.config import ConfigError
 from alphavil.processes import LOCK_FILE, SweepError, sweep_lock

@@ -90,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         print(format_population_summary(summary))
     else:
-        from alphavil.report import format_summary
+        from alphavil.reports.tables import format_summary
 
         print(format_summary(summary))
     return 0

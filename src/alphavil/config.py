@@ -59,7 +59,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-TARGET_METHODS = method_names()  # alphavil.methods.REGISTRY
 POPULATION_METHODS: dict[str, str] = {
     "mt2o": "alphavil.pareto.mt2o",
     "no_transfer": "alphavil.pareto.mt2o",

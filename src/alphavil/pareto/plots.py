@@ -30,7 +30,7 @@ import numpy as np
 
 from alphavil.pareto.hypervolume import nondominated_mask
 from alphavil.pareto.mt2o import METHOD_ALIASES, epochs_to_fraction
-from alphavil.plots import pyplot
+from alphavil.reports.figures import pyplot
 from alphavil.runs import atomic_write, read_json, read_jsonl
 
 __all__ = [

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from alphavil.plots import pyplot
+from alphavil.reports.figures import pyplot
 from alphavil.runs import atomic_write
 
 __all__ = ["hv_curves", "main", "plot_study"]
