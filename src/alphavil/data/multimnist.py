@@ -15,16 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from alphavil.data.mnist import (
-    MNIST_COUNTS,
-    CacheCorruptError,
-    Counts,
-    ImageSplits,
+from alphavil.data.errors import CacheCorruptError
+from alphavil.data.image_splits import Counts, ImageSplits, image_split_problem
+from alphavil.data.mnist import MNIST_COUNTS, load_fashion_mnist, load_mnist
+from alphavil.data.npz_cache import (
     array_string,
     default_cache_dir,
-    image_split_problem,
-    load_fashion_mnist,
-    load_mnist,
     read_npz_cache,
     require_arrays,
     write_npz_cache,
@@ -274,7 +270,7 @@ def load_multi_dataset(
     The splits are cached as ``<cache_dir>/multi_<kind>_<variant>_seed<S>_dev<D>.npz`` with a
     sha256 sidecar. Every read verifies the hash and the contents (meta, uint8 (N, 28, 28)
     images, int64 (N, 2) labels in 0..9, split sizes); a corrupt cache is deleted and rebuilt
-    after a one-line warning (see :func:`alphavil.data.mnist.read_npz_cache`).
+    after a one-line warning (see :func:`alphavil.data.npz_cache.read_npz_cache`).
 
     Args:
         kind: ``"mnist"`` (MNIST + MNIST), ``"fashion"`` (Fashion + Fashion) or

@@ -1,13 +1,13 @@
 """CSV and JSON-lines tables for ``data.name = "files"``: feature columns and label columns.
 
 A ``.csv`` file has a header row; a ``.jsonl`` (or ``.ndjson``) file holds one JSON object a
-line. An empty cell, a missing key or a JSON ``null`` in a label column means "not labelled for
+line; both are read by :mod:`alphavil.data.table_reader` (the reader of ``data.name = "text"``
+too). An empty cell, a missing key or a JSON ``null`` in a label column means "not labelled for
 this task". Only reads: nothing is written next to the tables.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Sequence
@@ -19,41 +19,27 @@ import torch
 from torch import Tensor
 
 from alphavil.config import ConfigError
+from alphavil.data import table_reader
 
 CSV = (".csv",)
 JSONL = (".jsonl", ".ndjson")
+WORDING = table_reader.Wording(
+    at_line="{path} line {line}",
+    bad_json="invalid JSON ({msg})",
+    no_header="{path}: empty CSV file (no header row)",
+)
 
 
 def read_table(path: Path, where: str) -> list[dict[str, Any]]:
-    """The rows of a CSV or JSON-lines file, as dicts (CSV values are strings)."""
+    """The rows of a CSV or JSON-lines file, as dicts (CSV values are strings), read by
+    :func:`alphavil.data.table_reader.read_table`."""
     if not path.exists():
         raise ConfigError(f"{where}: table {str(path)!r} does not exist")
     if not path.is_file():
         raise ConfigError(f"{where}: {str(path)!r} is not a file")
-    suffix = path.suffix.lower()
-    if suffix not in CSV + JSONL:
+    if path.suffix.lower() not in CSV + JSONL:
         raise ConfigError(f"{where}: {str(path)!r} is neither .csv nor .jsonl")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})") from None
-    if suffix in CSV:
-        reader = csv.DictReader(text.splitlines())
-        if not reader.fieldnames:
-            raise ConfigError(f"{path}: empty CSV file (no header row)")
-        return list(reader)
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path} line {n}: invalid JSON ({err.msg})") from None
-        if not isinstance(row, dict):
-            raise ConfigError(f"{path} line {n}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
-    return rows
+    return [row for _, row in table_reader.read_table(str(path), WORDING).rows]
 
 
 def _line(path: Path, i: int) -> str:
@@ -76,7 +62,7 @@ def check_columns(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[
 def label_of(row: dict[str, Any], column: str) -> str | None:
     """The row's label as text, or None where it is missing (empty, absent or null)."""
     value = row.get(column)
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if table_reader.missing(value):
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)

@@ -39,8 +39,6 @@ Every problem is a one-line :class:`~alphavil.config.ConfigError` naming the key
 from __future__ import annotations
 
 import copy
-import csv
-import json
 import logging
 import random
 import re
@@ -55,12 +53,12 @@ from torch import Tensor, nn
 
 from alphavil.config import ConfigError, bounded, choice
 from alphavil.data.batching import SPLITS, SeparateInputData
+from alphavil.data.table_reader import Table, missing, read_table
 from alphavil.datasets import DatasetSpec
 from alphavil.tasks import Task
 
 logger = logging.getLogger("alphavil")
 
-FORMATS = {".csv": ",", ".tsv": "\t", ".jsonl": None, ".ndjson": None}
 # what a saved tokenizer leaves in its folder (without one, AutoTokenizer may build an empty one)
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -97,15 +95,6 @@ class TaskTable:
     text: tuple[str, ...]  # one column, or two for a text pair
     label: str
     classes: tuple[str, ...] | None
-
-
-@dataclass
-class Table:
-    """A read table: its columns and its rows with their line numbers."""
-
-    path: str
-    columns: list[str]
-    rows: list[tuple[int, dict[str, Any]]]
 
 
 @dataclass
@@ -182,80 +171,7 @@ def _split_fractions(split: Sequence[float]) -> tuple[float, float, float]:
     return split[0], split[1], split[2]
 
 
-# ---------------------------------------------------------------- reading tables
-
-_CACHE: dict[tuple[str, int, int], Table] = {}
-
-
-def read_table(path: str) -> Table:
-    """A ``.csv``/``.tsv`` (header line, :mod:`csv`) or ``.jsonl`` (one object a line) table.
-
-    Read-only; cached by path, size and modification time (the config's tasks and the data
-    builder read the same tables).
-    """
-    p = Path(path).expanduser()
-    suffix = p.suffix.lower()
-    if suffix not in FORMATS:
-        raise ConfigError(
-            f"{path}: unknown table format {suffix or '(no extension)'!r}; use .csv, .tsv or .jsonl"
-        )
-    try:
-        stat = p.stat()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except OSError as err:
-        raise ConfigError(f"{path}: {err.strerror or err}") from None
-    if not p.is_file():
-        raise ConfigError(f"{path}: not a file")
-    key = (str(p.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _CACHE:
-        try:
-            delimiter = FORMATS[suffix]
-            table = _read_jsonl(p, path) if delimiter is None else _read_csv(p, path, delimiter)
-        except UnicodeDecodeError as err:
-            raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})") from None
-        except OSError as err:
-            raise ConfigError(f"{path}: {err.strerror or err}") from None
-        _CACHE[key] = table
-    return _CACHE[key]
-
-
-def _read_csv(p: Path, path: str, delimiter: str) -> Table:
-    with p.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f, delimiter=delimiter)
-        try:
-            header = next(reader, None)
-            if not header:
-                raise ConfigError(f"{path}: empty; expected a header line naming the columns")
-            columns = [c.strip() for c in header]
-            rows = []
-            for values in reader:
-                if not any(v.strip() for v in values):
-                    continue  # blank line
-                rows.append((reader.line_num, dict(zip(columns, values, strict=False))))
-        except csv.Error as err:
-            raise ConfigError(f"{path}, line {reader.line_num}: {err}") from None
-    return Table(path, columns, rows)
-
-
-def _read_jsonl(p: Path, path: str) -> Table:
-    columns: dict[str, None] = {}
-    rows = []
-    with p.open(encoding="utf-8-sig") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ConfigError(f"{path}, line {n}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise ConfigError(
-                    f"{path}, line {n}: expected a JSON object, got {type(row).__name__}"
-                )
-            columns.update(dict.fromkeys(row))
-            rows.append((n, row))
-    return Table(path, list(columns), rows)
+# ---------------------------------------------------------------- rows of the tables
 
 
 def _split_of_rows(n: int, fractions: tuple[float, float, float], seed: int) -> list[str]:
@@ -268,10 +184,6 @@ def _split_of_rows(n: int, fractions: tuple[float, float, float], seed: int) -> 
     for rank, row in enumerate(order):
         out[row] = "train" if rank < b1 else "dev" if rank < b2 else "test"
     return out
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _numeric_key(labels: set[str]) -> Callable[[str], Any]:
@@ -293,7 +205,7 @@ def _task_rows(
     out = []
     for line, row in rows:
         label = row.get(spec.label)
-        if _missing(label):
+        if missing(label):
             continue  # not labelled for this task
         texts = []
         for column in spec.text:
