@@ -24,7 +24,45 @@ from torch import Tensor, nn
 from alphavil.deltas import Params, delta, stack_deltas
 
 
-class ShareSGD:
+class _ShareTracker:
+    """What both trackers share: the parameters, T, the decay task, the per-epoch sums of
+    shares, and the checks on gradient rows and state factors."""
+
+    def __init__(self, params: Sequence[Tensor], n_tasks: int, decay_task: int) -> None:
+        if n_tasks < 1:
+            raise ValueError(f"need at least one task, got {n_tasks}")
+        if not 0 <= decay_task < n_tasks:
+            raise ValueError(f"decay_task {decay_task} is out of range for {n_tasks} tasks")
+        self.params = list(params)
+        self.n_tasks = n_tasks
+        self.decay_task = decay_task
+        self.shares: list[list[Tensor]] = []
+        self.reset_shares()
+
+    def reset_shares(self) -> None:
+        """Start a new sum of shares (at the start of an epoch's updates)."""
+        self.shares = [[torch.zeros_like(p) for p in self.params] for _ in range(self.n_tasks)]
+
+    def _check_rows(self, rows: Sequence[Any], what: str) -> None:
+        if len(rows) != self.n_tasks:
+            raise ValueError(f"expected {what} of {self.n_tasks} tasks, got {len(rows)}")
+
+    def _task_state(self, task: int) -> list[Tensor | None]:
+        """The state that follows task ``task``'s own gradients (scaled by :meth:`scale_state`)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def scale_state(self, factors: Sequence[float]) -> None:
+        """Scale each task's own optimiser state (momentum, first moment) by its factor (α:
+        the state of what was taken)."""
+        self._check_rows(factors, "factors")
+        for t, f in enumerate(factors):
+            for state in self._task_state(t):
+                if state is not None:
+                    state.mul_(float(f))
+
+
+class ShareSGD(_ShareTracker):
     """``torch.optim.SGD`` on Σ_t g_t with each task's share of every update tracked.
 
     Args:
@@ -46,10 +84,6 @@ class ShareSGD:
         weight_decay: float = 0.0,
         decay_task: int = 0,
     ) -> None:
-        if n_tasks < 1:
-            raise ValueError(f"need at least one task, got {n_tasks}")
-        if not 0 <= decay_task < n_tasks:
-            raise ValueError(f"decay_task {decay_task} is out of range for {n_tasks} tasks")
         if lr <= 0 or momentum < 0 or weight_decay < 0:
             raise ValueError(
                 f"need lr > 0, momentum >= 0, weight_decay >= 0; got lr={lr}, "
@@ -57,27 +91,22 @@ class ShareSGD:
             )
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        self.params = list(params)
-        self.n_tasks = n_tasks
+        super().__init__(params, n_tasks, decay_task)
         self.lr, self.momentum, self.dampening = lr, momentum, dampening
-        self.nesterov, self.weight_decay, self.decay_task = nesterov, weight_decay, decay_task
+        self.nesterov, self.weight_decay = nesterov, weight_decay
         # buffers[t][j]: task t's momentum buffer of parameter j (None until its first gradient)
         self.buffers: list[list[Tensor | None]] = [
             [None] * len(self.params) for _ in range(n_tasks)
         ]
-        self.shares: list[list[Tensor]] = []
-        self.reset_shares()
 
-    def reset_shares(self) -> None:
-        """Start a new sum of shares (at the start of an epoch's updates)."""
-        self.shares = [[torch.zeros_like(p) for p in self.params] for _ in range(self.n_tasks)]
+    def _task_state(self, task: int) -> list[Tensor | None]:
+        return self.buffers[task]
 
     @torch.no_grad()
     def step(self, grads: Sequence[Sequence[Tensor | None]]) -> None:
         """One update from ``grads[t][j]`` (task t's gradient of parameter j, ``None``: zero);
         each task's share of it is added to :attr:`shares`."""
-        if len(grads) != self.n_tasks:
-            raise ValueError(f"expected gradients of {self.n_tasks} tasks, got {len(grads)}")
+        self._check_rows(grads, "gradients")
         for j, p in enumerate(self.params):
             if all(grads[t][j] is None for t in range(self.n_tasks)):
                 continue  # as torch.optim.SGD: a parameter without a gradient is left alone
@@ -100,16 +129,6 @@ class ShareSGD:
                 total.add_(d)
             p.add_(total)
 
-    @torch.no_grad()
-    def scale_state(self, factors: Sequence[float]) -> None:
-        """Scale each task's momentum by its factor (α: the momentum of what was taken)."""
-        if len(factors) != self.n_tasks:
-            raise ValueError(f"expected {self.n_tasks} factors, got {len(factors)}")
-        for t, f in enumerate(factors):
-            for buf in self.buffers[t]:
-                if buf is not None:
-                    buf.mul_(float(f))
-
     def state_dict(self) -> dict[str, Any]:
         """The momentum buffers (for exact resume; shares are per epoch and not kept)."""
         return {"buffers": [[None if b is None else b.clone() for b in bs] for bs in self.buffers]}
@@ -128,7 +147,7 @@ class ShareSGD:
         ]
 
 
-class ShareAdam:
+class ShareAdam(_ShareTracker):
     """``torch.optim.Adam`` / ``AdamW`` on Σ_t g_t with each task's share of every update tracked
     (no AMSGrad). Same interface as :class:`ShareSGD`; ``decoupled``: AdamW's weight decay."""
 
@@ -144,37 +163,25 @@ class ShareAdam:
         decoupled: bool = False,
         decay_task: int = 0,
     ) -> None:
-        if n_tasks < 1:
-            raise ValueError(f"need at least one task, got {n_tasks}")
-        if not 0 <= decay_task < n_tasks:
-            raise ValueError(f"decay_task {decay_task} is out of range for {n_tasks} tasks")
         b1, b2 = (float(b) for b in betas)
         if lr <= 0 or eps < 0 or weight_decay < 0 or not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValueError(
                 f"need lr > 0, eps >= 0, weight_decay >= 0, betas in [0, 1); got lr={lr}, "
                 f"eps={eps}, weight_decay={weight_decay}, betas={tuple(betas)}"
             )
-        self.params = list(params)
-        self.n_tasks = n_tasks
+        super().__init__(params, n_tasks, decay_task)
         self.lr, self.beta1, self.beta2, self.eps = lr, b1, b2, eps
-        self.weight_decay, self.decoupled, self.decay_task = weight_decay, decoupled, decay_task
+        self.weight_decay, self.decoupled = weight_decay, decoupled
         self.steps = [0] * len(self.params)
         self.first: list[list[Tensor]] = [
             [torch.zeros_like(p) for p in self.params] for _ in range(n_tasks)
         ]
         self.second = [torch.zeros_like(p) for p in self.params]
-        self.shares: list[list[Tensor]] = []
-        self.reset_shares()
-
-    def reset_shares(self) -> None:
-        """Start a new sum of shares (at the start of an epoch's updates)."""
-        self.shares = [[torch.zeros_like(p) for p in self.params] for _ in range(self.n_tasks)]
 
     @torch.no_grad()
     def step(self, grads: Sequence[Sequence[Tensor | None]]) -> None:
         """One update from ``grads[t][j]`` (``None``: zero); shares added to :attr:`shares`."""
-        if len(grads) != self.n_tasks:
-            raise ValueError(f"expected gradients of {self.n_tasks} tasks, got {len(grads)}")
+        self._check_rows(grads, "gradients")
         for j, p in enumerate(self.params):
             if all(grads[t][j] is None for t in range(self.n_tasks)):
                 continue  # as torch.optim.Adam: a parameter without a gradient is left alone
@@ -203,14 +210,8 @@ class ShareAdam:
                 move.add_(u)
             p.add_(move)
 
-    @torch.no_grad()
-    def scale_state(self, factors: Sequence[float]) -> None:
-        """Scale each task's first moment by its factor (the second moment is shared)."""
-        if len(factors) != self.n_tasks:
-            raise ValueError(f"expected {self.n_tasks} factors, got {len(factors)}")
-        for t, f in enumerate(factors):
-            for m in self.first[t]:
-                m.mul_(float(f))
+    def _task_state(self, task: int) -> list[Tensor | None]:
+        return list(self.first[task])  # the second moment is shared: not scaled
 
     def state_dict(self) -> dict[str, Any]:
         """Moments and step counts (for exact resume)."""
