@@ -167,6 +167,15 @@ def cv_lambda(model, theta, deltas, x_dev, y_dev, task, target, folds=4, seed=0)
     return LAMBDAS[int(np.argmin(scores))]
 
 
+def result(log: list[dict[str, Any]], t0: float, **meta: Any) -> dict[str, Any]:
+    """A run's JSON: its settings, the best dev epoch's dev and test accuracy, every epoch."""
+    best = max(range(len(log)), key=lambda i: (log[i]["dev"], -i))
+    return {
+        **meta, "best_epoch": best + 1, "dev": log[best]["dev"], "test": log[best]["test"],
+        "seconds": time.perf_counter() - t0, "log": log,
+    }  # fmt: skip
+
+
 def run(arm: str, aux: str, seed: int, n: int, epochs: int, diagnose: bool) -> dict[str, Any]:
     torch.set_num_threads(1)
     label = arm
@@ -302,12 +311,7 @@ def run(arm: str, aux: str, seed: int, n: int, epochs: int, diagnose: bool) -> d
         rec["dev"] = accuracy(model, d["x_dev"], d["y_dev"])
         rec["test"] = accuracy(model, d["x_test"], d["y_test"])
         log.append(rec)
-    best = max(range(len(log)), key=lambda i: (log[i]["dev"], -i))
-    return {
-        "arm": label, "aux": aux, "seed": seed, "n": n, "epochs": epochs,
-        "best_epoch": best + 1, "dev": log[best]["dev"], "test": log[best]["test"],
-        "seconds": time.perf_counter() - t0, "log": log,
-    }  # fmt: skip
+    return result(log, t0, arm=label, aux=aux, seed=seed, n=n, epochs=epochs)
 
 
 def run_joint(arm: str, aux: str, seed: int, n: int, epochs: int) -> dict[str, Any]:
@@ -379,12 +383,7 @@ def run_joint(arm: str, aux: str, seed: int, n: int, epochs: int) -> dict[str, A
         rec["dev"] = accuracy(model, d["x_dev"], d["y_dev"])
         rec["test"] = accuracy(model, d["x_test"], d["y_test"])
         log.append(rec)
-    best = max(range(len(log)), key=lambda i: (log[i]["dev"], -i))
-    return {
-        "arm": arm, "aux": aux, "seed": seed, "n": n, "epochs": epochs,
-        "best_epoch": best + 1, "dev": log[best]["dev"], "test": log[best]["test"],
-        "seconds": time.perf_counter() - t0, "log": log,
-    }  # fmt: skip
+    return result(log, t0, arm=arm, aux=aux, seed=seed, n=n, epochs=epochs)
 
 
 def code_version() -> str:
