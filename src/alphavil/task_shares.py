@@ -51,6 +51,19 @@ class _ShareTracker:
         """The state that follows task ``task``'s own gradients (scaled by :meth:`scale_state`)."""
         raise NotImplementedError
 
+    def task_state(self, task: int) -> list[Tensor | None]:
+        """Copies of task ``task``'s own optimiser state, one per parameter (``None``: none yet)."""
+        return [None if s is None else s.clone() for s in self._task_state(task)]
+
+    def set_task_state(self, task: int, state: Sequence[Tensor | None]) -> None:
+        """Replace task ``task``'s own optimiser state (as :meth:`task_state` gives it)."""
+        if len(state) != len(self.params):
+            raise ValueError(f"expected {len(self.params)} state tensors, got {len(state)}")
+        self._set_task_state(task, [None if s is None else s.clone() for s in state])
+
+    def _set_task_state(self, task: int, state: list[Tensor | None]) -> None:
+        raise NotImplementedError
+
     @torch.no_grad()
     def scale_state(self, factors: Sequence[float]) -> None:
         """Scale each task's own optimiser state (momentum, first moment) by its factor (α:
@@ -101,6 +114,9 @@ class ShareSGD(_ShareTracker):
 
     def _task_state(self, task: int) -> list[Tensor | None]:
         return self.buffers[task]
+
+    def _set_task_state(self, task: int, state: list[Tensor | None]) -> None:
+        self.buffers[task] = state
 
     @torch.no_grad()
     def step(self, grads: Sequence[Sequence[Tensor | None]]) -> None:
@@ -212,6 +228,11 @@ class ShareAdam(_ShareTracker):
 
     def _task_state(self, task: int) -> list[Tensor | None]:
         return list(self.first[task])  # the second moment is shared: not scaled
+
+    def _set_task_state(self, task: int, state: list[Tensor | None]) -> None:
+        self.first[task] = [
+            torch.zeros_like(p) if s is None else s for s, p in zip(state, self.params, strict=True)
+        ]
 
     def state_dict(self) -> dict[str, Any]:
         """Moments and step counts (for exact resume)."""

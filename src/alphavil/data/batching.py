@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from alphavil.distributed import take
 from alphavil.tasks import Task
 
 Batch = tuple[Any, dict[str, Tensor]]
@@ -48,6 +49,17 @@ class JointBatch:
 
 
 Step = Batch | JointBatch
+
+
+def step_for_task(step: Step, task: str) -> Batch | None:
+    """The part of a training step that serves ``task`` alone: a joint batch cut to the task's
+    rows, a batch with only the task's targets; ``None`` when the step does not serve it."""
+    if isinstance(step, JointBatch):
+        if task not in step.targets:
+            return None
+        return take(step.inputs, step.rows[task]), {task: step.targets[task]}
+    inputs, targets = step
+    return (inputs, {task: targets[task]}) if task in targets else None
 
 
 def _check_fraction(fraction: float) -> None:

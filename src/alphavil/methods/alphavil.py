@@ -26,8 +26,16 @@ from alphavil.alpha_exact import (
     target_loss_grad_hess,
 )
 from alphavil.config import build_optimizer
+from alphavil.data.batching import step_for_task
 from alphavil.deltas import delta, mix, norms, restore, snapshot, stack_deltas
 from alphavil.methods.base import Method
+from alphavil.target_branch import (
+    blend_states,
+    branch_objective,
+    branch_starts,
+    full_alphas,
+    with_branch,
+)
 from alphavil.task_shares import ShareAdam, ShareSGD, share_deltas, share_optimizer
 from alphavil.task_weights import (
     all_at_floor,
@@ -47,6 +55,7 @@ class AlphaVIL(Method):
         self.shares: ShareSGD | ShareAdam | None = (
             None  # the joint updates' optimiser (updates = "joint")
         )
+        self.alone: ShareSGD | ShareAdam | None = None  # the target branch's (target_branch)
 
     def share_optimizer(self) -> ShareSGD | ShareAdam:
         """The optimiser that splits each joint step into task shares (built on first use from
@@ -59,30 +68,36 @@ class AlphaVIL(Method):
             )
         return self.shares
 
-    def collect_joint_deltas(
-        self,
-    ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, float]]:
-        """Lines 3-6 with ``updates = "joint"``: one pass of multitask steps from θ (each step's
-        loss Σ_t (w_t/Σw) L_t over the tasks it holds), δ_t = task t's share of the realised
-        update (:mod:`alphavil.task_shares`), so that θ + Σ_t δ_t is where the pass
-        ended. Floating-point buffers (batch-norm statistics) change along the one trajectory;
-        every task's δ carries that change (mixed convexly: α = 1 and α = e_t both give it).
-        The model is back at θ afterwards."""
+    def branch_optimizer(self) -> ShareSGD | ShareAdam:
+        """The target branch's optimiser (``alphavil.target_branch``): ``train.optimizer`` on
+        the target's loss alone, its state kept across epochs."""
+        if self.alone is None:
+            loop = self.loop
+            params = [p for p in loop.model.parameters() if p.requires_grad]
+            self.alone = share_optimizer(loop.cfg.train.optimizer, params, 1, 0)
+        return self.alone
+
+    def share_pass(
+        self, opt: ShareSGD | ShareAdam, tasks: list[str], scales: dict[str, float], what: str
+    ) -> dict[str, float]:
+        """One pass of joint steps (the stream of every trained task) from the model's current
+        state, each step's gradients of ``tasks`` (loss scale ``scales[t]``) given to ``opt``
+        as task rows; a step's other tasks' rows are left out. Each task's mean batch loss."""
         loop, av = self.loop, self.loop.cfg.alphavil
-        theta = snapshot(loop.model)
-        opt = self.share_optimizer()
-        opt.reset_shares()
-        total_w = sum(loop.weights.values())
-        scales = {t: loop.weights[t] / total_w for t in loop.tasks}
         together = dist.world_size() > 1
-        sums = dict.fromkeys(loop.tasks, 0.0)
-        counts = dict.fromkeys(loop.tasks, 0)
+        sums = dict.fromkeys(tasks, 0.0)
+        counts = dict.fromkeys(tasks, 0)
         loop.model.train()
         for n, step in enumerate(loop.train_stream(loop.tasks, av.rho), start=1):
+            if len(tasks) == 1 and len(loop.tasks) > 1:
+                cut = step_for_task(step, tasks[0])
+                if cut is None:
+                    continue
+                step = cut
             outputs, targets, share = loop.forward(step, shard=together)
-            held = [t for t in loop.tasks if t in targets]
+            held = [t for t in tasks if t in targets]
             grads: list[list[Tensor | None]] = []
-            for t in loop.tasks:
+            for t in tasks:
                 if t not in targets:
                     grads.append([None] * len(opt.params))
                     continue
@@ -90,7 +105,7 @@ class AlphaVIL(Method):
                 value = float(dist.all_sum(loss.detach()) if together else loss.detach())
                 if not math.isfinite(value):
                     raise NonFiniteLossError(
-                        f"joint updates: loss of {t!r} is {value} at batch {n}; lower the "
+                        f"{what}: loss of {t!r} is {value} at batch {n}; lower the "
                         f"learning rate (train.optimizer.lr = {loop.cfg.train.optimizer.get('lr')})"
                     )
                 sums[t] += value
@@ -101,10 +116,41 @@ class AlphaVIL(Method):
                 grads.append([x if x is None or not together else dist.all_sum(x) for x in g])
             opt.step(grads)
             if loop.progress:
-                loop.progress.phase(f"joint batch {n}")
+                loop.progress.phase(f"{what} batch {n}")
+        return {t: sums[t] / max(counts[t], 1) for t in tasks}
+
+    def collect_joint_deltas(
+        self,
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, float]]:
+        """Lines 3-6 with ``updates = "joint"``: one pass of multitask steps from θ (each step's
+        loss Σ_t (w_t/Σw) L_t over the tasks it holds), δ_t = task t's share of the realised
+        update (:mod:`alphavil.task_shares`), so that θ + Σ_t δ_t is where the pass
+        ended. Floating-point buffers (batch-norm statistics) change along the one trajectory;
+        every task's δ carries that change (mixed convexly: α = 1 and α = e_t both give it).
+
+        With ``target_branch`` the same batches are replayed from θ with the target's rows and
+        loss alone (:mod:`alphavil.target_branch`) and its delta is appended as row T + 1.
+        The model is back at θ afterwards."""
+        loop, av = self.loop, self.loop.cfg.alphavil
+        theta = snapshot(loop.model)
+        opt = self.share_optimizer()
+        opt.reset_shares()
+        total_w = sum(loop.weights.values())
+        scales = {t: loop.weights[t] / total_w for t in loop.tasks}
+        batch_order = loop.generator.get_state()
+        losses = self.share_pass(opt, loop.tasks, scales, "joint updates")
         deltas = share_deltas(loop.model, theta, opt)
+        if av.target_branch:
+            restore(loop.model, theta)
+            after = loop.generator.get_state()
+            loop.generator.set_state(batch_order)  # the joint pass's batches again
+            alone = self.branch_optimizer()
+            alone.reset_shares()
+            self.share_pass(alone, [loop.target], {loop.target: 1.0}, "target alone")
+            loop.generator.set_state(after)
+            branch = share_deltas(loop.model, theta, alone)
+            deltas = with_branch(deltas, {k: v[0] for k, v in branch.items()})
         restore(loop.model, theta)
-        losses = {t: sums[t] / max(counts[t], 1) for t in loop.tasks}
         return theta, deltas, losses
 
     def collect_deltas(self) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, float]]:
@@ -164,10 +210,17 @@ class AlphaVIL(Method):
             )
         ]
 
+    def delta_names(self, deltas: dict[str, Tensor]) -> list[str]:
+        """Who made each row of the stacked deltas: the tasks, then (``target_branch``) the
+        target alone."""
+        rows = next(iter(deltas.values())).shape[0]
+        extra = [f"{self.loop.target} alone"] if rows > len(self.loop.tasks) else []
+        return [*self.loop.tasks, *extra]
+
     def non_finite_cause(self, fit: AlphaFit, value: Any, deltas: dict[str, Tensor]) -> str:
         """The error message for a failed α fit, naming the cause: θ itself (α = 0), a task
         update, or the paper's α steps."""
-        av, tasks = self.loop.cfg.alphavil, self.loop.tasks
+        av, tasks = self.loop.cfg.alphavil, self.delta_names(deltas)
         lr = f"train.optimizer.lr = {self.loop.cfg.train.optimizer.get('lr')}"
         head = f"alpha fit: the target's dev loss is not finite (dev losses {fit.losses})"
         at_theta = value(torch.zeros(len(tasks), dtype=torch.float64))
@@ -228,7 +281,19 @@ class AlphaVIL(Method):
         if self.loop.progress:
             what = f"{av.steps} steps" if av.alpha_solver == "sgd" else "solve"
             self.loop.progress.phase(f"alpha ({what})", force=True)
-        if av.alpha_solver == "sgd":
+        full_value = value  # of the factors of every row of the stacked deltas
+        if av.target_branch:
+            value_and_grad, value = branch_objective(value_and_grad, value, target)
+            fit = solve_alpha_box(
+                value_and_grad,
+                branch_starts(n, target),
+                value=value,
+                lo=av.alpha_bounds[0],
+                hi=av.alpha_bounds[1],
+                tol=av.solver_tol,
+                max_passes=av.solver_passes,
+            )
+        elif av.alpha_solver == "sgd":
             fit = fit_alpha(
                 value_and_grad,
                 n,
@@ -265,7 +330,7 @@ class AlphaVIL(Method):
                 max_passes=av.solver_passes,
             )
         if self.fit_failed(fit):
-            raise NonFiniteLossError(self.non_finite_cause(fit, value, deltas))
+            raise NonFiniteLossError(self.non_finite_cause(fit, full_value, deltas))
         info: dict[str, Any] = {}
         if av.grid_points:
             grid_alpha, grid_loss = grid_check(value, n, av.grid_points, *av.grid_range)
@@ -275,13 +340,26 @@ class AlphaVIL(Method):
                 "best_loss": grid_loss,
                 "gap": float(fit.final_loss) - grid_loss if fit.final_loss is not None else None,
             }
-        restore(self.loop.model, mix(theta, deltas, fit.alphas))
+        alphas = fit.alphas.double()
+        if av.target_branch:  # the fit's variable for the target is the branch's share c
+            c = float(alphas[target])
+            info["target_alone"] = c
+            restore(self.loop.model, mix(theta, deltas, full_alphas(alphas, target)))
+            alphas = alphas.clone()
+            alphas[target] = 1.0  # the target's update is taken whole, (1 - c) + c
+        else:
+            restore(self.loop.model, mix(theta, deltas, fit.alphas))
         if self.shares is not None and av.updates == "joint":
-            self.shares.scale_state(fit.alphas.tolist())  # the momentum of what was taken
+            self.shares.scale_state(alphas.tolist())  # the momentum of what was taken
+            if av.target_branch and self.alone is not None:
+                blend = blend_states(
+                    self.shares.task_state(target), self.alone.task_state(0), info["target_alone"]
+                )
+                self.shares.set_task_state(target, blend)
+                self.alone.set_task_state(0, blend)
         else:
             self.reset_rejected(fit.alphas)
         old = torch.tensor([self.loop.weights[t] for t in self.loop.tasks], dtype=torch.float64)
-        alphas = fit.alphas.double()
         if av.weight_rule == "additive":
             w = update_weights(old, alphas, floor=av.weight_floor)
         elif av.weight_rule == "relative":
@@ -305,19 +383,26 @@ class AlphaVIL(Method):
         fit_info["objective_end"] = fit.final_loss
         return {
             "task_train_loss": task_losses,
-            "alpha": dict(zip(self.loop.tasks, fit.alphas.tolist(), strict=True)),
+            "alpha": dict(zip(self.loop.tasks, alphas.tolist(), strict=True)),
             "alpha_dev_loss": fit.losses,
             "alpha_fit": fit_info,
             **info,
-            "delta_norm": dict(zip(self.loop.tasks, norms(deltas).tolist(), strict=True)),
+            "delta_norm": dict(zip(self.delta_names(deltas), norms(deltas).tolist(), strict=True)),
             "seconds_deltas": t1 - t0,
             "seconds_alpha": time.perf_counter() - t1,
         }
 
     def state_dict(self) -> dict[str, Any]:
         """The joint updates' momentum (``updates = "joint"``), for exact resume."""
-        return {"shares": self.shares.state_dict()} if self.shares is not None else {}
+        state: dict[str, Any] = {}
+        if self.shares is not None:
+            state["shares"] = self.shares.state_dict()
+        if self.alone is not None:
+            state["alone"] = self.alone.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "shares" in state:
             self.share_optimizer().load_state_dict(state["shares"])
+        if "alone" in state:
+            self.branch_optimizer().load_state_dict(state["alone"])

@@ -51,6 +51,10 @@ class AlphaVILConfig:
     # "fit": α_target is fitted with the rest; "one": the target's own update is always taken
     # whole and only the auxiliary α are fitted (alpha_solver = "lbfgs" with alpha_bounds).
     target_alpha: str = choice("one", "fit", "one", before="fit")
+    # Joint updates only: also train the target alone over the joint pass's batches from the
+    # same θ, and let the fit trade the target's joint share for that update (c in [0, 1]:
+    # θ + (1 − c) δ_target + c δ_alone + Σ α_a δ_a; alphavil.target_branch).
+    target_branch: bool = False
     steps: int = bounded(10, 0)  # s, α tuning steps
     optimizer: dict[str, Any] = _opt("SGD", 0.005, momentum=0.5)  # noqa: RUF009 - returns a field()
     dev_fraction: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # of the target dev set for α
@@ -152,6 +156,12 @@ def check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
             "alphavil.target_alpha: 'one' is an option of the box fit (alpha_solver = 'lbfgs' "
             f"with alpha_bounds), got alpha_solver = {av.alpha_solver!r}, alpha_bounds = "
             f"{bounds}; set target_alpha = 'fit'"
+        )
+    if av.target_branch and (av.updates != "joint" or av.target_alpha != "one"):
+        raise ConfigError(
+            "alphavil.target_branch: an option of joint updates with the box fit "
+            f"(updates = 'joint', target_alpha = 'one'), got updates = {av.updates!r}, "
+            f"target_alpha = {av.target_alpha!r}; set target_branch = false"
         )
     lo_hi = av.grid_range
     if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:

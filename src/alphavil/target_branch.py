@@ -1,0 +1,94 @@
+"""αVIL's target branch (``alphavil.target_branch``): the α fit may also choose the target alone.
+
+With joint updates (:mod:`alphavil.task_shares`) every epoch's pass is one multitask trajectory,
+and α_aux = 0 keeps only the target's share of it: a point *off* the trajectory, computed in the
+company of the auxiliary tasks, which the one-epoch fit rarely prefers. The target branch adds
+the trajectory the target takes on its own: over the same batches (the target's rows of each
+joint step), from the same θ, with the target's loss alone, giving δ_alone. The fit then mixes
+
+    θ + (1 − c) δ_target + c δ_alone + Σ_a α_a δ_a,     c, α_a ∈ [0, 1],
+
+so c = 0, α = 1 is the multitask step, c = 1, α = 0 is the single-task step, and the fit can
+trade between them. The fit variables are kept in one vector ``z`` of length T (the target's
+coordinate holds c, the auxiliaries' hold α_a), mapped linearly to the T + 1 factors of the
+stacked deltas ``[δ_1 .. δ_T, δ_alone]``. ForkMerge (Jiang et al., NeurIPS 2023) merges a
+target-alone branch with joint branches on the target's dev metric every few epochs; this is the
+same choice inside αVIL's one-epoch fit on the dev loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from alphavil.deltas import Params
+
+ValueAndGrad = Callable[[Tensor], tuple[Tensor, Tensor]]
+Value = Callable[[Tensor], float]
+
+
+def full_alphas(z: Tensor, target: int) -> Tensor:
+    """The T + 1 mixing factors of ``[δ_1 .. δ_T, δ_alone]`` for fit variables ``z`` ``(T,)``:
+    the target's share gets 1 − c, the branch c = ``z[target]``, each auxiliary its own."""
+    c = z[target]
+    out = torch.cat([z, c.reshape(1)])
+    out[target] = 1.0 - c
+    return out
+
+
+def fit_alphas(full: Tensor, target: int) -> Tensor:
+    """The inverse of :func:`full_alphas` (reads c from the branch's factor)."""
+    z = full[:-1].clone()
+    z[target] = full[-1]
+    return z
+
+
+def branch_objective(
+    value_and_grad: ValueAndGrad, value: Value, target: int
+) -> tuple[ValueAndGrad, Value]:
+    """The α objective (and its forward-only twin) over ``[δ_1 .. δ_T, δ_alone]`` as functions
+    of ``z``; the gradient is the chain rule through :func:`full_alphas`
+    (∂/∂c = g_alone − g_target)."""
+
+    def vg(z: Tensor) -> tuple[Tensor, Tensor]:
+        loss, g = value_and_grad(full_alphas(z, target))
+        gz = g[:-1].clone()
+        gz[target] = g[-1] - g[target]
+        return loss, gz
+
+    return vg, lambda z: value(full_alphas(z, target))
+
+
+def branch_starts(n_tasks: int, target: int) -> list[Tensor]:
+    """Starting points for the fit: the multitask step (c = 0, α = 1), the single-task step
+    (c = 1, α = 0) and the target's joint share alone (c = 0, α = 0)."""
+    multitask = torch.ones(n_tasks, dtype=torch.float64)
+    multitask[target] = 0.0
+    single = torch.zeros(n_tasks, dtype=torch.float64)
+    single[target] = 1.0
+    return [multitask, single, torch.zeros(n_tasks, dtype=torch.float64)]
+
+
+def with_branch(deltas: Params, alone: Params) -> Params:
+    """The stacked task deltas ``(T, ...)`` with the branch's delta appended ``(T + 1, ...)``."""
+    return {k: torch.cat([d, alone[k].unsqueeze(0)]) for k, d in deltas.items()}
+
+
+@torch.no_grad()
+def blend_states(
+    joint: Sequence[Tensor | None], alone: Sequence[Tensor | None], c: float
+) -> list[Tensor | None]:
+    """The target's optimiser state after the fit: (1 − c) of its state on the joint trajectory
+    plus c of the branch's (a missing buffer counts as zero; both missing stays missing). Both
+    trajectories continue from the blend: it is the momentum of what was taken."""
+    out: list[Tensor | None] = []
+    for a, b in zip(joint, alone, strict=True):
+        if a is None and b is None:
+            out.append(None)
+            continue
+        first = a if a is not None else torch.zeros_like(b)  # type: ignore[arg-type]
+        second = b if b is not None else torch.zeros_like(first)
+        out.append(first * (1.0 - c) + second * c)
+    return out

@@ -1,0 +1,91 @@
+"""αVIL's target branch (``alphavil.target_branch``): the target alone over the joint pass's
+batches, from the same θ, as a row the fit can choose."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from alphavil.config import ConfigError
+from alphavil.data.batching import step_for_task
+from alphavil.deltas import delta, restore
+from alphavil.runner import execute, load_data
+from alphavil.runs import read_jsonl
+from alphavil.training import Trainer
+from tests.helpers import assert_resumes_bit_identical, toy_config
+
+BRANCH = ("train.method=alphavil", "alphavil.target_branch=true", "train.threads=1")
+BUDGET = ("data.budget.target=64", "data.budget.dev=16", "data.budget.aux=200",
+          "train.batch_size=32")  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def one_thread():  # type: ignore[no-untyped-def]
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("budget", [(), BUDGET], ids=["shared-inputs", "budget-joint-steps"])
+def test_the_branch_is_the_target_alone_over_the_same_batches(
+    tmp_path: Path, budget: tuple[str, ...]
+) -> None:
+    cfg = toy_config(tmp_path, *budget, *BRANCH)
+    data, make_model = load_data(cfg)
+    torch.manual_seed(0)
+    loop = Trainer(cfg, data, make_model())
+    before = loop.generator.get_state()
+    theta, deltas, _ = loop.method.collect_joint_deltas()  # type: ignore[attr-defined]
+    after = loop.generator.get_state()
+    n = len(loop.tasks)
+    assert next(iter(deltas.values())).shape[0] == n + 1
+    # the same pass by hand: torch's SGD on the target's loss over the target's rows
+    loop.generator.set_state(before)
+    restore(loop.model, theta)
+    opt = torch.optim.SGD(loop.model.parameters(), **{
+        k: v for k, v in cfg.train.optimizer.items() if k != "name"})  # fmt: skip
+    steps = 0
+    for step in loop.train_stream(loop.tasks, 1.0):
+        cut = step_for_task(step, loop.target)
+        if cut is None:
+            continue
+        outputs, targets, _ = loop.forward(cut)
+        assert list(targets) == [loop.target]
+        opt.zero_grad()
+        loop.task_map[loop.target].loss(outputs[loop.target], targets[loop.target]).backward()
+        opt.step()
+        steps += 1
+    assert steps > 1
+    assert torch.equal(loop.generator.get_state(), after)  # the batch order moved on once
+    by_hand = delta(loop.model, theta)
+    for k, d in deltas.items():
+        torch.testing.assert_close(d[n], by_hand[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_fitted_runs_record_the_branch_share_and_the_target_whole(tmp_path: Path) -> None:
+    cfg = toy_config(tmp_path, *BUDGET, *BRANCH, "train.epochs=3")
+    execute(cfg, tmp_path / "run", show_progress=False)
+    records = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    target = cfg.train.target
+    for r in records:
+        assert 0.0 <= r["target_alone"] <= 1.0
+        assert r["alpha"][target] == 1.0
+        assert all(0.0 <= a <= 1.0 for a in r["alpha"].values())
+        assert f"{target} alone" in r["delta_norm"]
+        assert r["alpha_fit"]["objective_end"] <= r["alpha_fit"]["objective_start"]
+
+
+def test_a_killed_branch_run_resumes_bit_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert_resumes_bit_identical(tmp_path, monkeypatch, *BUDGET, *BRANCH)
+
+
+@pytest.mark.parametrize(
+    "override", ["alphavil.updates=separate", "alphavil.target_alpha=fit"]
+)
+def test_the_branch_is_an_option_of_the_joint_box_fit(tmp_path: Path, override: str) -> None:
+    with pytest.raises(ConfigError, match="alphavil.target_branch"):
+        toy_config(tmp_path, *BRANCH, override, "alphavil.alpha_bounds=[0.0, 1.0]")
