@@ -60,12 +60,25 @@ def test_share_counts_and_medians_match_a_hand_computation(tmp_path: Path) -> No
     assert "| left | av | right | 2 | 3 | 2.0 |" in table
 
 
+def test_the_target_branch_counts_in_the_target_s_part_of_the_step(tmp_path: Path) -> None:
+    # target part (1 - c)·‖δ_left‖ + c·‖δ_alone‖ = 0.75·2 + 0.25·6 = 3; right 0.5·2 = 1
+    rec = {
+        "alpha": {"left": 1.0, "right": 0.5},
+        "target_alone": 0.25,
+        "delta_norm": {"left": 2.0, "right": 2.0, "left alone": 6.0},
+    }
+    _run(tmp_path, "a-s0", 0, [rec, {**rec, "target_alone": 1.0}])  # then 6 and 1
+    (row,) = alpha_use(collect_runs(tmp_path))
+    assert row["share_mean"] == pytest.approx((1 / 4 + 1 / 7) / 2, rel=1e-12)
+    assert row["target_alone_mean"] == 0.625
+
+
 def test_without_delta_norms_alpha_itself_decides_and_the_share_is_nan(tmp_path: Path) -> None:
     recs = [{"alpha": {"left": 1.0, "right": a}} for a in (0.09, 0.1, 2.0)]
     _run(tmp_path, "a-s0", 0, recs)
     (row,) = alpha_use(collect_runs(tmp_path))
     assert row["epochs_on"] == 2.0 and math.isnan(row["share_mean"])
-    assert math.isnan(row["fit_passes"])
+    assert math.isnan(row["fit_passes"]) and math.isnan(row["target_alone_mean"])
 
 
 def test_other_methods_and_runs_without_alpha_give_no_rows(tmp_path: Path) -> None:

@@ -168,7 +168,15 @@ def _row(cells: list[Any]) -> str:
 
 HEAD = ["configuration", "seeds", "test", "best epoch", "s/run"]
 HEAD += ["− single-tuned", "− multitask", "− best other"]
-SHARE_HEAD = ["configuration", "auxiliary task", "seeds", "mean share", "epochs used", "mean α_aux"]
+SHARE_HEAD = [
+    "configuration",
+    "auxiliary task",
+    "seeds",
+    "mean share",
+    "epochs used",
+    "mean α_aux",
+    "mean c (target alone)",
+]
 
 
 EARLY_EPOCH = 4  # the learning-speed table: the target's test accuracy after this epoch
@@ -260,6 +268,9 @@ def format_report(runs: list[dict[str, Any]], target: str) -> str:
                         f"{r['share_mean']:.3f}",
                         used,
                         f"{r['alpha_aux_mean']:.3f}",
+                        "–"
+                        if math.isnan(r["target_alone_mean"])
+                        else f"{r['target_alone_mean']:.3f}",
                     ]
                 )
             )

@@ -83,9 +83,7 @@ def test_a_killed_branch_run_resumes_bit_identical(
     assert_resumes_bit_identical(tmp_path, monkeypatch, *BUDGET, *BRANCH)
 
 
-@pytest.mark.parametrize(
-    "override", ["alphavil.updates=separate", "alphavil.target_alpha=fit"]
-)
+@pytest.mark.parametrize("override", ["alphavil.updates=separate", "alphavil.target_alpha=fit"])
 def test_the_branch_is_an_option_of_the_joint_box_fit(tmp_path: Path, override: str) -> None:
-    with pytest.raises(ConfigError, match="alphavil.target_branch"):
+    with pytest.raises(ConfigError, match=r"alphavil\.target_branch"):
         toy_config(tmp_path, *BRANCH, override, "alphavil.alpha_bounds=[0.0, 1.0]")

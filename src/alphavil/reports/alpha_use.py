@@ -35,11 +35,24 @@ def _alpha_at(recs: list[dict[str, Any]], where: int, task: str) -> float:
 def _share(rec: dict[str, Any], task: str) -> float | None:
     """``task``'s share of the step written back at this epoch; None without delta norms."""
     norms = rec.get("delta_norm")
-    if not isinstance(norms, dict) or set(norms) != set(rec["alpha"]):
+    if not isinstance(norms, dict):
         return None
-    parts = {t: abs(float(rec["alpha"][t])) * float(norms[t]) for t in norms}
+    alone = {t for t in norms if t.endswith(" alone")}  # the target branch's row
+    c = rec.get("target_alone")
+    if set(norms) - alone != set(rec["alpha"]) or (alone and c is None):
+        return None
+    parts = {t: abs(float(rec["alpha"][t])) * float(norms[t]) for t in rec["alpha"]}
+    for row in alone:  # the target's update: (1 - c) of its joint share, c of the branch
+        t = row.removesuffix(" alone")
+        parts[t] = (1.0 - float(c)) * float(norms[t]) + float(c) * float(norms[row])
     total = sum(parts.values())
     return parts[task] / total if total > 0 else 0.0
+
+
+def _mean_alone(per_seed: list[list[dict[str, Any]]]) -> float:
+    """The mean share c of the target-alone branch (``alphavil.target_branch``); NaN without."""
+    cs = [float(rec["target_alone"]) for recs in per_seed for rec in recs if "target_alone" in rec]
+    return statistics.fmean(cs) if cs else float("nan")
 
 
 def alpha_use(runs: list[dict[str, Any]], on: float = 0.1) -> list[dict[str, Any]]:
@@ -49,7 +62,8 @@ def alpha_use(runs: list[dict[str, Any]], on: float = 0.1) -> list[dict[str, Any
     epochs in which the task was used, see the module doc), ``share_mean`` (its mean share of
     the step; NaN without delta norms), ``alpha_aux_mean`` (mean α_aux over epochs and seeds),
     ``alpha_target_first`` / ``_mid`` / ``_last`` (median over seeds of the target's α at the
-    first, middle and last logged epoch) and ``fit_passes`` (mean dev passes per epoch).
+    first, middle and last logged epoch), ``fit_passes`` (mean dev passes per epoch) and
+    ``target_alone_mean`` (the mean share c of the target-alone branch; NaN without one).
 
     Raises:
         ValueError: ``on`` is not positive.
@@ -102,6 +116,7 @@ def alpha_use(runs: list[dict[str, Any]], on: float = 0.1) -> list[dict[str, Any
                     "alpha_target_mid": statistics.median(mids),
                     "alpha_target_last": statistics.median(lasts),
                     "fit_passes": statistics.fmean(passes) if passes else float("nan"),
+                    "target_alone_mean": _mean_alone(per_seed),
                 }
             )
     return rows
