@@ -38,13 +38,13 @@ def _share(rec: dict[str, Any], task: str) -> float | None:
     if not isinstance(norms, dict):
         return None
     alone = {t for t in norms if t.endswith(" alone")}  # the target branch's row
-    c = rec.get("target_alone")
-    if set(norms) - alone != set(rec["alpha"]) or (alone and c is None):
+    c = float(rec.get("target_alone", 0.0))
+    if set(norms) - alone != set(rec["alpha"]) or (alone and "target_alone" not in rec):
         return None
     parts = {t: abs(float(rec["alpha"][t])) * float(norms[t]) for t in rec["alpha"]}
     for row in alone:  # the target's update: (1 - c) of its joint share, c of the branch
         t = row.removesuffix(" alone")
-        parts[t] = (1.0 - float(c)) * float(norms[t]) + float(c) * float(norms[row])
+        parts[t] = (1.0 - c) * float(norms[t]) + c * float(norms[row])
     total = sum(parts.values())
     return parts[task] / total if total > 0 else 0.0
 
