@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from alphavil.data.derived import ExtraTask
 from alphavil.datasets import DatasetImportError, dataset_names, get_dataset
 from alphavil.methods import (
+    POPULATION,
     RECORDED,
     REGISTRY,
     MethodImportError,
@@ -59,14 +60,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-POPULATION_METHODS: dict[str, str] = {
-    "mt2o": "alphavil.pareto.mt2o",
-    "no_transfer": "alphavil.pareto.mt2o",
-    "ls": "alphavil.pareto.mt2o",  # old name of no_transfer
-    "pmtl": "alphavil.pareto.mt2o",
-    "epo": "alphavil.pareto.mt2o",
-    "pareto_mgda": "alphavil.pareto.mt2o",  # `mgda` is the aggregator
-}
+# the population methods' names (MT2O and its baselines; alphavil.methods.POPULATION)
+POPULATION_METHODS: dict[str, str] = POPULATION
 
 
 @dataclass
@@ -110,7 +105,10 @@ _check_device = check_device  # old private name (tests, scripts)
 # alphavil.methods.SECTIONS and _LAZY_SECTIONS (imported once per path, _IMPORTED)
 SECTIONS: dict[str, Any] = {"train": TrainConfig}
 _IMPORTED: dict[str, Any] = {}
-_LAZY_SECTIONS = {"mt2o": "alphavil.pareto.mt2o:MT2OConfig", "sweep": "alphavil.sweep:SweepConfig"}
+_LAZY_SECTIONS = {
+    "mt2o": "alphavil.pareto.options:MT2OConfig",
+    "sweep": "alphavil.sweep:SweepConfig",
+}
 
 
 @dataclass
@@ -320,9 +318,10 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
         if hasattr(table, "check"):
             table.check(cfg, tasks)
     if method in POPULATION_METHODS:
-        module = importlib.import_module(POPULATION_METHODS[method])
+        from alphavil.pareto.options import check_population
+
         try:
-            module.check_population(cfg.extra["mt2o"], tasks, cfg.train.optimizer)
+            check_population(cfg.extra["mt2o"], tasks, cfg.train.optimizer)
         except ValueError as err:
             raise ConfigError(str(err)) from None
     if (has_target(method) or cfg.budget is not None) and cfg.train.target not in tasks:
