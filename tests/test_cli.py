@@ -50,6 +50,8 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
         ("train.optimizer={name='Adam', lr=0.1, betas=[0.9]}", "train.optimizer: Adam("),
         ("train.optimizer={name='SGD', lr=0.1, differentiable=true}", "must be false"),
         ("train.method=ls", "mt2o.n_models:"),
+        ("mt2o.scalarization='ls'", "mt2o.scalarization 'ls' was renamed: use 'linear'"),
+        ("mt2o.scalarization=tch", "mt2o.scalarization 'tch' was renamed: use 'tchebycheff'"),
     ],
 )
 def test_bad_config_exits_2_with_one_line_message(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alphavil.pareto.population import check_elementwise
-from alphavil.pareto.scalarize import SCALARIZATION_ALIASES, SCALARIZATIONS
+from alphavil.pareto.scalarize import RENAMED_SCALARIZATIONS, SCALARIZATIONS
 from alphavil.pareto.transfer import DECAYS
 from alphavil.pareto.weights import preference_vectors
 from alphavil.schema import ConfigError, bounded, choice
@@ -30,8 +30,8 @@ class MT2OConfig:
     """
 
     n_models: int = bounded(5, 1)  # K [reconstructed: 5, as ParetoMTL/EPO on MultiMNIST]
-    # [reconstructed: linear default]; "ls" is accepted for "linear"
-    scalarization: str = choice("linear", *SCALARIZATIONS, *SCALARIZATION_ALIASES)
+    # [reconstructed: linear default]; the old names "ls" and "tch" are refused with the new one
+    scalarization: str = choice("linear", *SCALARIZATIONS)
     ideal: list[float] = field(default_factory=list)  # Tchebycheff z*; empty = 0
     smooth: float = bounded(0.0, 0.0)  # Tchebycheff log-sum-exp temperature; 0 = max
     beta: float = bounded(0.05, 0.0, 1.0)  # transfer strength per transfer step [reconstructed]
@@ -51,8 +51,16 @@ class MT2OConfig:
     pmtl_init_epochs: int = bounded(2, 0)  # ParetoMTL feasibility phase (≤ 2 epochs)
     eval_dev: bool = True
 
+    @classmethod
+    def prepare(cls, table: Any) -> Any:
+        """The raw ``[mt2o]`` table, checked before its values are (config files, overrides):
+        an old scalarisation name gets the error that names the new one."""
+        if isinstance(table, dict) and isinstance(table.get("scalarization"), str):
+            _refuse_renamed(table["scalarization"])
+        return table
+
     def __post_init__(self) -> None:
-        self.scalarization = SCALARIZATION_ALIASES.get(self.scalarization, self.scalarization)
+        _refuse_renamed(self.scalarization)
         if self.decay_start > self.decay_end:
             raise ConfigError(
                 f"mt2o.decay_start ({self.decay_start}) must be <= mt2o.decay_end "
@@ -60,6 +68,13 @@ class MT2OConfig:
             )
         if not self.ref_point or any(not math.isfinite(v) for v in self.ref_point):
             raise ConfigError(f"mt2o.ref_point must be finite numbers, got {self.ref_point}")
+
+
+def _refuse_renamed(name: str) -> None:
+    """A one-line ConfigError naming the new name of an old scalarisation name."""
+    if name in RENAMED_SCALARIZATIONS:
+        new = RENAMED_SCALARIZATIONS[name]
+        raise ConfigError(f"mt2o.scalarization {name!r} was renamed: use {new!r}")
 
 
 def check_population(mc: MT2OConfig, names: Sequence[str], optimizer: dict[str, Any]) -> None:
