@@ -1,12 +1,15 @@
-"""Shared test settings: deterministic CPU torch, --runslow, ALPHAVIL_REQUIRE_MNIST."""
+"""Shared test settings (deterministic CPU torch, --runslow, ALPHAVIL_REQUIRE_MNIST) and the
+fixtures of the CLI and sweep tests (``cli``, ``empty_config``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import torch
 
+from alphavil.cli import main
 from tests.helpers import mnist_required
 
 
@@ -41,3 +44,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = (
             f"needs_mnist test skipped with ALPHAVIL_REQUIRE_MNIST set: {report.longrepr}"
         )
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str]]:
+    """``cli(*argv)`` runs ``alphavil ARGV`` in this process; returns (exit code, stderr
+    stripped). What was printed before the call is dropped."""
+
+    def run(*argv: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = main(list(argv))
+        return code, capsys.readouterr().err.strip()
+
+    return run
+
+
+@pytest.fixture
+def empty_config(tmp_path: Path) -> Path:
+    """An empty config file (``tmp_path / "c.toml"``): every setting from the overrides."""
+    path = tmp_path / "c.toml"
+    path.write_text("")
+    return path

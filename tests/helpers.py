@@ -14,6 +14,8 @@ from alphavil.runner import execute
 from alphavil.runs import load_checkpoint, read_json, read_jsonl
 from alphavil.training import Trainer
 
+AS_ROOT = os.geteuid() == 0  # root ignores file permissions
+
 TOY = [
     "data.name=toy",
     "train.target=main",
@@ -27,6 +29,17 @@ TOY = [
 def mnist_required() -> bool:
     """Whether real MNIST must be there (CI sets ALPHAVIL_REQUIRE_MNIST=1 after fetching it)."""
     return os.environ.get("ALPHAVIL_REQUIRE_MNIST", "") not in ("", "0")
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    """A CLI failure as users see it: exit 2 and one line ``alphavil: error: ...`` (no
+    traceback) holding every needle."""
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("alphavil: error: "), err
+    assert "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
 
 
 def toy_config(tmp_path: Path, *overrides: str) -> RunConfig:

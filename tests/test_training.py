@@ -151,12 +151,3 @@ def test_diw_keeps_the_last_try_when_no_try_improves(tmp_path: Path) -> None:
     r = read_jsonl(tmp_path / "run" / "metrics.jsonl")[-1]
     assert len(r["tries"]) == 3 and not r["improved"]
     assert r["weights"] == r["tries"][-1]["weights"]
-
-
-def test_selection_prefers_lower_loss_and_a_zero_loss_is_best() -> None:
-    from alphavil.training import TaskScore, _selection_score
-
-    assert _selection_score(TaskScore(loss=0.0, accuracy=None, n=1)) == 0.0
-    assert _selection_score(TaskScore(loss=0.5, accuracy=None, n=1)) < 0.0
-    assert _selection_score(TaskScore(loss=9.0, accuracy=0.7, n=1)) == 0.7
-    assert _selection_score(TaskScore(loss=None, accuracy=None, n=0)) == float("-inf")

@@ -86,7 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not is_main():  # under torchrun, rank 0 reports
         return 0
     if cfg.train.method in POPULATION_METHODS:
-        from alphavil.pareto.mt2o import format_population_summary
+        from alphavil.pareto.summary import format_population_summary
 
         print(format_population_summary(summary))
     else:

@@ -6,21 +6,26 @@ dataclass validates the other keys), a ``[train]`` table and one table per metho
 is registered in :data:`alphavil.methods.SECTIONS`). Every default is the paper's MultiMNIST
 setting (§4.1). Errors are :class:`ConfigError` (from :mod:`alphavil.schema`, re-exported here
 with the field helpers) with a one-line message naming the key and what is allowed.
+
+Reading the text (TOML files, ``key=value`` overrides) is :mod:`alphavil.config_toml`
+(``parse_override`` and ``read_toml`` are re-exported here); the ``[data]`` parts every dataset
+shares (extra tasks, budget, stream) are :mod:`alphavil.config_data`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from alphavil.config_data import build_budget, build_extra_tasks, check_data_stream
+from alphavil.config_toml import parse_override, read_toml, set_override
 from alphavil.data.derived import ExtraTask
 from alphavil.datasets import DatasetImportError, dataset_names, get_dataset
 from alphavil.methods import (
+    POPULATION,
     RECORDED,
     REGISTRY,
     MethodImportError,
@@ -48,25 +53,12 @@ from alphavil.schema import (  # noqa: F401 - re-exported: alphavil.config is th
     option_before,
     resolve_device,
 )
-from alphavil.tasks import Task
 
 if TYPE_CHECKING:
     from alphavil.data.budget import Budget
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-
-POPULATION_METHODS: dict[str, str] = {
-    "mt2o": "alphavil.pareto.mt2o",
-    "no_transfer": "alphavil.pareto.mt2o",
-    "ls": "alphavil.pareto.mt2o",  # old name of no_transfer
-    "pmtl": "alphavil.pareto.mt2o",
-    "epo": "alphavil.pareto.mt2o",
-    "pareto_mgda": "alphavil.pareto.mt2o",  # `mgda` is the aggregator
-}
+# the population methods' names (MT2O and its baselines; alphavil.methods.POPULATION)
+POPULATION_METHODS: dict[str, str] = POPULATION
 
 
 @dataclass
@@ -110,7 +102,10 @@ _check_device = check_device  # old private name (tests, scripts)
 # alphavil.methods.SECTIONS and _LAZY_SECTIONS (imported once per path, _IMPORTED)
 SECTIONS: dict[str, Any] = {"train": TrainConfig}
 _IMPORTED: dict[str, Any] = {}
-_LAZY_SECTIONS = {"mt2o": "alphavil.pareto.mt2o:MT2OConfig", "sweep": "alphavil.sweep:SweepConfig"}
+_LAZY_SECTIONS = {
+    "mt2o": "alphavil.pareto.options:MT2OConfig",
+    "sweep": "alphavil.sweep:SweepConfig",
+}
 
 
 @dataclass
@@ -188,48 +183,6 @@ def _section_class(name: str) -> Any:
     return _IMPORTED[path]
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"train.epochs=5"`` -> (["train", "epochs"], 5); values are TOML, else bare strings."""
-    key, sep, raw = text.partition("=")
-    parts = key.strip().split(".")
-    if not sep or not key.strip() or any(not p.strip() for p in parts):
-        raise ConfigError(f"malformed override {text!r}: expected key=value, e.g. train.epochs=10")
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()
-    return [p.strip() for p in parts], value
-
-
-def _set(raw: dict[str, Any], parts: list[str], value: Any, text: str) -> None:
-    node = raw
-    for p in parts[:-1]:
-        nxt = node.setdefault(p, {})
-        if not isinstance(nxt, dict):
-            raise ConfigError(f"override {text!r}: '{p}' is a value, not a table")
-        node = nxt
-    node[parts[-1]] = value
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML config file, turning I/O and syntax errors into :class:`ConfigError`."""
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file {str(path)!r} is a directory, not a TOML file") from None
-    except OSError as err:
-        raise ConfigError(f"config file {str(path)!r}: {err.strerror or err}") from None
-    except UnicodeDecodeError as err:
-        raise ConfigError(
-            f"{path}: not UTF-8 text (byte {err.start}); TOML files must be UTF-8"
-        ) from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: invalid TOML: {err}") from None
-
-
 def resolve(raw: dict[str, Any]) -> RunConfig:
     """Validate a raw config dict (TOML tables) into a :class:`RunConfig`."""
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
@@ -253,9 +206,9 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
     stream = "auto" if "stream" in own else data_table.pop("stream", "auto")
     data = build_section(spec.config, data_table, "data")
     object.__setattr__(data, "_name", str(data_name))
-    extra_tasks = _extra_tasks(extra_table, spec.tasks(data))
+    extra_tasks = build_extra_tasks(extra_table, spec.tasks(data))
     kwargs: dict[str, Any] = {"data": data, "extra": {}, "extra_tasks": extra_tasks}
-    kwargs["budget"], kwargs["stream"] = _budget(budget_table), _stream(stream)
+    kwargs["budget"], kwargs["stream"] = build_budget(budget_table), check_data_stream(stream)
     own_sections = _import_path_sections(raw.get("train"))
     for key, value in raw.items():
         if key in ("name", "out_dir", "label"):
@@ -320,9 +273,10 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
         if hasattr(table, "check"):
             table.check(cfg, tasks)
     if method in POPULATION_METHODS:
-        module = importlib.import_module(POPULATION_METHODS[method])
+        from alphavil.pareto.options import check_population
+
         try:
-            module.check_population(cfg.extra["mt2o"], tasks, cfg.train.optimizer)
+            check_population(cfg.extra["mt2o"], tasks, cfg.train.optimizer)
         except ValueError as err:
             raise ConfigError(str(err)) from None
     if (has_target(method) or cfg.budget is not None) and cfg.train.target not in tasks:
@@ -360,84 +314,6 @@ def _import_path_sections(train: Any) -> dict[str, Any]:
     return {table: options}
 
 
-def _budget(table: Any) -> Budget | None:
-    """Validate ``[data.budget]`` (None: no budget)."""
-    if table is None:
-        return None
-    from alphavil.data.budget import Budget
-
-    if isinstance(table, dict) and "target" not in table:
-        raise ConfigError(
-            "data.budget.target: missing; the number of labelled target training examples"
-        )
-    budget: Budget = build_section(Budget, table, "data.budget")
-    budget.check()
-    return budget
-
-
-def _stream(value: Any) -> str:
-    allowed = ("auto", "joint", "interleaved")
-    if value not in allowed:
-        raise ConfigError(f"data.stream: {value!r} is not one of {', '.join(allowed)}")
-    return str(value)
-
-
-def _extra_tasks(value: Any, known: list[Task]) -> list[ExtraTask]:
-    """Validate ``[[data.extra_tasks]]``: name, labels ("random", "coarse" or an import
-    path), classes; ``known`` are the dataset's own tasks (what a coarse task may coarsen)."""
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise ConfigError(
-            "data.extra_tasks: expected a list of tables like "
-            '{name = "noise", labels = "random", classes = 10}'
-        )
-    tasks = {t.name: t for t in known}
-    out = []
-    for i, table in enumerate(value):
-        if "name" not in table:
-            raise ConfigError(f"data.extra_tasks[{i}]: needs a name")
-        entry = build_section(ExtraTask, table, f"data.extra_tasks[{i}]")
-        if entry.labels == "coarse":
-            entry = _coarse(entry, "classes" in table, tasks, i)
-        elif "of" in table or "by" in table:
-            raise ConfigError(f'data.extra_tasks[{i}]: of and by are for labels = "coarse"')
-        try:
-            tasks[entry.name] = entry.task()
-        except ValueError as err:
-            raise ConfigError(f"data.extra_tasks[{i}]: {err}") from None
-        if entry.labels not in ("random", "coarse") and ":" not in entry.labels:
-            raise ConfigError(
-                f'data.extra_tasks[{i}].labels: {entry.labels!r}; use "random", "coarse" or an '
-                "import path 'package.module:function'"
-            )
-        if entry.labels == "random" and (entry.classes < 2 or entry.kind != "classification"):
-            raise ConfigError(
-                f"data.extra_tasks[{i}]: a random-label task is a classification task with "
-                f">= 2 classes, got {entry.kind} with {entry.classes}"
-            )
-        out.append(entry)
-    return out
-
-
-def _coarse(entry: ExtraTask, has_classes: bool, tasks: dict[str, Task], i: int) -> ExtraTask:
-    """A coarse-label entry checked against the tasks before it, its classes filled in."""
-    where = f"data.extra_tasks[{i}]"
-    source = tasks.get(entry.of)
-    if source is None:
-        raise ConfigError(f"{where}.of: {entry.of!r} is not a task; tasks: {', '.join(tasks)}")
-    if source.kind != "classification" or entry.kind != "classification":
-        raise ConfigError(f"{where}: coarse labels are classes of a classification task")
-    if entry.by < 1:
-        raise ConfigError(f"{where}.by: must be >= 1, got {entry.by}")
-    need = math.ceil(source.num_outputs / entry.by)
-    if not has_classes:
-        return dataclasses.replace(entry, classes=need)
-    if entry.classes < need:
-        raise ConfigError(
-            f"{where}.classes: {entry.of} // {entry.by} takes {need} values, got {entry.classes}"
-        )
-    return entry
-
-
 def has_target(method: str) -> bool:
     """Whether runs of ``method`` have a target task (multitask and population methods don't)."""
     if method in POPULATION_METHODS:
@@ -456,5 +332,5 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     parsed = [(parse_override(text), text) for text in overrides]  # syntax errors first
     raw = read_toml(find_config(path)) if path is not None else {}
     for (parts, value), text in parsed:
-        _set(raw, parts, value, text)
+        set_override(raw, parts, value, text)
     return resolve(raw)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -202,8 +201,9 @@ def _execute(
     if cfg.train.method in POPULATION_METHODS:
         assert run is not None
         run.write_config(wanted)
-        module = importlib.import_module(POPULATION_METHODS[cfg.train.method])
-        result: dict[str, Any] = module.run_population(cfg, data, make_model, run, progress)
+        from alphavil.pareto.mt2o import run_population
+
+        result: dict[str, Any] = run_population(cfg, data, make_model, run, progress)
         return result
     if run is not None and state is None:
         run.write_config(wanted)

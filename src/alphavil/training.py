@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -29,6 +28,7 @@ from alphavil.data.batching import Batch, JointBatch, MultiTaskData, Step, move_
 from alphavil.methods import get_method
 from alphavil.progress import Progress, epoch_line
 from alphavil.runs import RunWriter
+from alphavil.scores import ScoreTally, TaskScore, selection_score
 from alphavil.tasks import Task, mean_loss
 
 if TYPE_CHECKING:
@@ -37,16 +37,6 @@ if TYPE_CHECKING:
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss."""
-
-
-@dataclass
-class TaskScore:
-    """Loss and accuracy of one task on one split (``None`` where labels are hidden)."""
-
-    loss: float | None
-    accuracy: float | None
-    n: int
-    probs: np.ndarray | None = None
 
 
 @dataclass
@@ -202,9 +192,7 @@ class Trainer:
     ) -> dict[str, TaskScore]:
         """Mean loss and accuracy per task on ``split``; labels < 0 (hidden) are skipped."""
         self.model.eval()
-        sums = {t: [0.0, 0, 0] for t in tasks}  # loss sum, correct, labelled count
-        probs: dict[str, list[Tensor]] = {t: [] for t in tasks}
-        counts = dict.fromkeys(tasks, 0)
+        tally = ScoreTally(self.task_map, tasks, keep_probs)
         gen = self.dev_generator if fraction < 1.0 else None
         for batch in self.data.eval_batches(
             split,
@@ -214,29 +202,8 @@ class Trainer:
             generator=gen,
         ):
             inputs, targets = self.inputs(batch)
-            outputs = self.model_outputs(inputs, list(targets))
-            for t, y in targets.items():
-                task, out = self.task_map[t], outputs[t]
-                counts[t] += len(y)
-                if keep_probs and task.kind == "classification":
-                    probs[t].append(out.float().softmax(-1).cpu())
-                labelled = task.kind == "classification"
-                mask = y >= 0 if labelled else torch.ones_like(y, dtype=torch.bool)
-                if mask.any():
-                    sums[t][0] += float(task.loss_sum(out[mask], y[mask]))
-                    sums[t][2] += int(mask.sum())
-                    if task.kind == "classification":
-                        sums[t][1] += int(task.correct(out[mask], y[mask]))
-        scores = {}
-        for t, (loss_sum, correct, n) in sums.items():
-            cls = self.task_map[t].kind == "classification"
-            scores[t] = TaskScore(
-                loss=loss_sum / n if n else None,
-                accuracy=correct / n if (n and cls) else None,
-                n=counts[t],
-                probs=torch.cat(probs[t]).numpy() if probs[t] else None,
-            )
-        return scores
+            tally.add(self.model_outputs(inputs, list(targets)), targets)
+        return tally.scores()
 
     def skip_pass(self, tasks: list[str], fraction: float) -> None:
         """Draw a pass's batch order without training (keeps the batch RNG in step)."""
@@ -267,7 +234,7 @@ class Trainer:
     def target_accuracy(self) -> float:
         """The target's dev accuracy (minus the loss for regression) at the current weights."""
         score = self.evaluate("dev", [self.target])[self.target]
-        return _selection_score(score)
+        return selection_score(score)
 
     def task_optimizer(self, task: str, policy: str) -> torch.optim.Optimizer:
         """The model optimiser for ``task``'s updates.
@@ -382,7 +349,7 @@ class Trainer:
     def _bookkeep(self, epoch: int, dev: dict[str, TaskScore], test: dict[str, TaskScore]) -> None:
         """Keep each task's best snapshot by dev accuracy (dev loss for regression)."""
         for t, score in dev.items():
-            key = _selection_score(score)
+            key = selection_score(score)
             if t in self.best and key <= self.best[t]["selection_score"]:
                 continue
             self.best[t] = {
@@ -423,10 +390,3 @@ def check_stream(method: str, data: MultiTaskData, tasks: list[str]) -> None:
         raise ConfigError(
             'data.stream = "joint" does not run data parallel yet; launch it without torchrun'
         )
-
-
-def _selection_score(score: TaskScore) -> float:
-    """Higher is better: accuracy, or minus the loss for regression (a loss of 0 is the best)."""
-    if score.accuracy is not None:
-        return score.accuracy
-    return -score.loss if score.loss is not None else -math.inf

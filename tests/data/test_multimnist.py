@@ -1,10 +1,15 @@
-"""Tests for the MultiMNIST generator (synthetic sources; real MNIST only if present)."""
+"""The MultiMNIST generator, its verified cache and its arguments (synthetic sources; real MNIST
+only if present)."""
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,12 +17,29 @@ import torch
 import torch.nn.functional as F
 
 from alphavil.data import multimnist
-from alphavil.data.mnist import ImageSplits, default_cache_dir
+from alphavil.data.mnist import (
+    DataUnavailableError,
+    ImageSplits,
+    checksum_path,
+    default_cache_dir,
+    write_npz_cache,
+)
 from alphavil.data.multimnist import (
+    SEED_MAX,
     MultiSplits,
     compose_pairs,
     load_multi_dataset,
     make_multi_dataset,
+)
+from tests.data.mnist_fakes import (
+    DAMAGE,
+    MULTI_COUNTS,
+    WHY,
+    assert_one_rebuild_warning,
+    assert_sidecar_matches,
+    fake_splits,
+    one_line,
+    warnings_of,
 )
 
 REPO_CACHE = Path(__file__).resolve().parents[2] / "cache"
@@ -260,6 +282,179 @@ def test_load_multi_dataset_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert calls[2:] == ["fashion"]
     with pytest.raises(ValueError, match="mnist, fashion, fashion_mnist"):
         load_multi_dataset("cifar", cache_dir=tmp_path)
+
+
+# ---------------------------------------------------------------- the cache and its arguments
+# (synthetic sources: the `sources` fixture, tests/data/conftest.py; no MNIST from the
+# environment, no download)
+
+
+def assert_same_multi(a: MultiSplits, b: MultiSplits) -> None:
+    for k in multimnist._FIELDS:
+        x, y = getattr(a, k), getattr(b, k)
+        assert x.dtype == y.dtype and np.array_equal(x, y), k
+
+
+def load_multi(cache: Path, **kw: Any) -> MultiSplits:
+    args: dict[str, Any] = {"data_seed": 1, "dev_size": 8, "expected_counts": MULTI_COUNTS}
+    return load_multi_dataset("fashion_mnist", cache_dir=cache, **{**args, **kw})
+
+
+MULTI_NAME = "multi_fashion_mnist_sener_koltun_seed1_dev8.npz"
+
+
+@pytest.mark.usefixtures("mnist_isolated")
+@pytest.mark.parametrize("sidecar", [True, False], ids=["sidecar", "legacy"])
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_multi_damaged_cache_is_rebuilt(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    sources: list[str],
+    damage: str,
+    sidecar: bool,
+) -> None:
+    first = load_multi(tmp_path)
+    path = tmp_path / MULTI_NAME
+    good = path.read_bytes()
+    assert_sidecar_matches(path)
+    if not sidecar:
+        checksum_path(path).unlink()
+    DAMAGE[damage](path)
+    with caplog.at_level(logging.WARNING, logger="alphavil"):
+        again = load_multi(tmp_path)
+    assert_one_rebuild_warning(caplog, path, WHY[sidecar] if damage != "empty" else "")
+    assert sources == ["mnist", "fashion"] * 2  # regenerated from the sources
+    assert_same_multi(again, first)
+    assert again.meta == first.meta
+    assert path.read_bytes() == good
+    assert_sidecar_matches(path)
+    caplog.clear()
+    assert_same_multi(load_multi(tmp_path), first)
+    assert sources == ["mnist", "fashion"] * 2 and warnings_of(caplog) == []
+
+
+def _meta(a: dict[str, np.ndarray], **change: Any) -> None:
+    meta = json.loads(str(a["meta"]))
+    a["meta"] = np.array(json.dumps({**meta, **change}))
+
+
+BAD_MULTI: dict[str, tuple[Callable[[dict[str, np.ndarray]], None], str]] = {
+    "label 10": (
+        lambda a: a["dev_labels"].__setitem__((0, 1), 10),
+        "bad dev split: labels in 0..10, expected 0..9",
+    ),
+    "image shape": (
+        lambda a: a.__setitem__("train_images", a["train_images"][:, :27].copy()),
+        "bad train split: images uint8(32, 27, 28), expected uint8 (N, 28, 28)",
+    ),
+    "label columns": (
+        lambda a: a.__setitem__("test_labels", a["test_labels"][:, 0].copy()),
+        "bad test split: labels shape (10,), expected (10, 2)",
+    ),
+    "dev size": (
+        lambda a: a.update(dev_images=a["dev_images"][:-1], dev_labels=a["dev_labels"][:-1]),
+        "dev: 7 examples, expected 8",
+    ),
+    "train size": (
+        lambda a: a.update(train_images=a["train_images"][1:], train_labels=a["train_labels"][1:]),
+        "train + dev: 39 examples, expected 40",
+    ),
+    "meta seed": (lambda a: _meta(a, data_seed=2), "meta {'data_seed': 2} does not match"),
+    "meta json": (lambda a: a.__setitem__("meta", np.array("{not json")), "meta is not JSON"),
+    "meta list": (lambda a: a.__setitem__("meta", np.array("[1]")), "meta is list"),
+    "missing": (lambda a: a.pop("dev_images"), "missing arrays dev_images"),
+}
+
+
+@pytest.mark.usefixtures("mnist_isolated")
+@pytest.mark.parametrize("bad", list(BAD_MULTI))
+def test_multi_cache_with_bad_contents_is_rebuilt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, sources: list[str], bad: str
+) -> None:
+    first = load_multi(tmp_path)
+    path = tmp_path / MULTI_NAME
+    with np.load(path) as z:
+        arrays = dict(z)
+    change, why = BAD_MULTI[bad]
+    change(arrays)
+    assert write_npz_cache(path, arrays)  # a matching sidecar: only the contents are wrong
+    with caplog.at_level(logging.WARNING, logger="alphavil"):
+        again = load_multi(tmp_path)
+    assert_one_rebuild_warning(caplog, path, why)
+    assert sources == ["mnist", "fashion"] * 2
+    assert_same_multi(again, first)
+    assert_sidecar_matches(path)
+
+
+@pytest.mark.usefixtures("mnist_isolated")
+def test_multi_legacy_cache_is_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, sources: list[str]
+) -> None:
+    first = load_multi(tmp_path)
+    path = tmp_path / MULTI_NAME
+    with np.load(path) as z:
+        arrays = dict(z)
+    checksum_path(path).unlink()
+    np.savez_compressed(path, **arrays)  # as the previous version wrote it
+    with caplog.at_level(logging.WARNING, logger="alphavil"):
+        again = load_multi(tmp_path)
+    assert warnings_of(caplog) == [] and sources == ["mnist", "fashion"]
+    assert_same_multi(again, first)
+    assert_sidecar_matches(path)
+
+
+@pytest.mark.usefixtures("mnist_isolated")
+def test_multi_cache_path_that_is_a_directory_is_an_error(
+    tmp_path: Path, sources: list[str]
+) -> None:
+    (tmp_path / MULTI_NAME).mkdir()
+    with pytest.raises(DataUnavailableError) as info:
+        load_multi(tmp_path)
+    assert "cache path is a directory" in one_line(info)
+    assert sources == [] and (tmp_path / MULTI_NAME).is_dir()
+
+
+@pytest.mark.usefixtures("mnist_isolated")
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"data_seed": -1}, f"data_seed must be an integer in 0..{SEED_MAX}, got -1"),
+        ({"data_seed": 2**32}, f"data_seed must be an integer in 0..{SEED_MAX}, got 4294967296"),
+        ({"data_seed": 1.5}, "data_seed must be an integer in 0..4294967295, got 1.5"),
+        ({"data_seed": True}, "data_seed must be an integer in 0..4294967295, got True"),
+        ({"dev_size": 0}, "dev_size must be an integer in 1..39 (the dev split is sampled from"),
+        ({"dev_size": -5}, "dev_size must be an integer in 1..39"),
+        ({"dev_size": 40}, "from the 40 training images), got 40"),
+        ({"dev_size": 10**6}, "dev_size must be an integer in 1..39"),
+        ({"dev_size": "8"}, "dev_size must be an integer in 1..39"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(
+    tmp_path: Path, sources: list[str], kw: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError) as info:
+        load_multi(tmp_path, **kw)
+    assert message in one_line(info)
+    assert sources == [] and list(tmp_path.iterdir()) == []  # nothing loaded, nothing written
+
+
+@pytest.mark.usefixtures("mnist_isolated")
+def test_dev_size_checked_against_the_real_counts(tmp_path: Path, sources: list[str]) -> None:
+    with pytest.raises(ValueError) as info:  # default: the 60000 MNIST training images
+        load_multi_dataset("mnist", dev_size=60000, cache_dir=tmp_path)
+    assert "dev_size must be an integer in 1..59999" in one_line(info)
+    with pytest.raises(ValueError) as info:  # counts unknown: checked once the sources are read
+        load_multi(tmp_path, dev_size=45, expected_counts=None)
+    assert "dev_size must be an integer in 1..39" in one_line(info)
+    assert sources == ["mnist", "fashion"] and list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError) as info:
+        load_multi(tmp_path, dev_size=0, expected_counts=None)
+    assert "dev_size must be an integer >= 1, got 0" in one_line(info)
+    src = fake_splits(*MULTI_COUNTS)
+    for bad in ({"dev_size": 0}, {"dev_size": 40}, {"data_seed": -3}):
+        with pytest.raises(ValueError) as info:
+            make_multi_dataset(src, **bad)
+        one_line(info)
 
 
 REAL_CACHE = next(

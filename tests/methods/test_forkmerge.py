@@ -14,13 +14,8 @@ from torch import nn
 
 from alphavil.config import ConfigError
 from alphavil.deltas import snapshot
-from alphavil.methods.forkmerge import (
-    ForkMerge,
-    greedy_lambdas,
-    merge_states,
-    resolve_branches,
-    score_key,
-)
+from alphavil.methods.forkmerge import ForkMerge, resolve_branches, score_key
+from alphavil.methods.merging import greedy_lambdas, merge_states
 from alphavil.models.multihead import MultiHeadModel
 from alphavil.runner import execute, load_data
 from alphavil.runs import load_checkpoint, read_jsonl

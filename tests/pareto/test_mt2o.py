@@ -223,14 +223,28 @@ def test_tchebycheff_smoothing_reaches_the_training_step(tmp_path: Path) -> None
     assert not torch.allclose(finals[0]["encoder.0.weight"], finals[1]["encoder.0.weight"])
 
 
-def test_ls_is_the_old_name_of_no_transfer_and_of_linear() -> None:
+def test_ls_is_the_old_name_of_no_transfer() -> None:
     kw = {"epochs": 2, "batch_size": 16, "optimizer": SGD, "seed": 1}
     old = train_population(tiny_data(), tiny_model, MT2OConfig(n_models=3), method="ls", **kw)
     new = train_population(
         tiny_data(), tiny_model, MT2OConfig(n_models=3), method="no_transfer", **kw
     )
     assert old["hv_curve"] == new["hv_curve"] and old["method"] == new["method"] == "no_transfer"
-    assert MT2OConfig(scalarization="ls").scalarization == "linear"
+
+
+@pytest.mark.parametrize(("old", "new"), [("ls", "linear"), ("tch", "tchebycheff")])
+def test_an_old_scalarization_name_is_refused_with_the_new_one(old: str, new: str) -> None:
+    """The old names ls and tch are gone: one line naming the new value, from a config, an
+    override or Python."""
+    from alphavil.config import ConfigError, load_config
+
+    message = f"^mt2o.scalarization '{old}' was renamed: use '{new}'$"
+    with pytest.raises(ConfigError, match=message):
+        MT2OConfig(scalarization=old)
+    overrides = ["data.name=synthetic", "train.method=mt2o", f"mt2o.scalarization='{old}'"]
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+    assert load_config(None, [*overrides[:2], f"mt2o.scalarization='{new}'"])
 
 
 def test_front_metrics_are_recorded_for_synthetic_problems(tmp_path: Path) -> None:

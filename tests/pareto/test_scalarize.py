@@ -44,6 +44,10 @@ def test_gradients_flow_per_model() -> None:
 def test_errors() -> None:
     with pytest.raises(ValueError, match="shape"):
         linear(LOSSES, PREFS[:, :1])
+    with pytest.raises(ValueError, match=r"^scalarization 'ls' was renamed: use 'linear'$"):
+        scalarize(torch.ones(2, 2), torch.ones(2, 2), "ls")
+    with pytest.raises(ValueError, match=r"^scalarization 'tch' was renamed: use 'tchebycheff'$"):
+        scalarize(torch.ones(2, 2), torch.ones(2, 2), "tch")
     with pytest.raises(ValueError, match="unknown scalarization"):
         scalarize(LOSSES, PREFS, "pbi")
     with pytest.raises(ValueError, match="smooth"):

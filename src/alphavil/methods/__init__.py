@@ -5,6 +5,10 @@ tasks it trains and runs one epoch through the training loop's primitives
 (:class:`~alphavil.training.Trainer`). Adding a method = one module + its test + one line in
 :data:`REGISTRY` (see docs/adding_a_method.md); a method of one's own may instead be named by
 import path, ``train.method = "package.module:Class"``.
+
+Population methods (K models, one per preference vector, trained together: MT2O and its
+baselines) are rows of a step-function table (:mod:`alphavil.pareto.steps`), registered in
+:data:`POPULATION` and run by one loop, :func:`alphavil.pareto.mt2o.train_population`.
 """
 
 from __future__ import annotations
@@ -55,6 +59,18 @@ SECTIONS: dict[str, str] = {
 # (the paper's two methods: every config.json since the first release holds them, and stored
 # runs are matched key by key against new requests); ``cfg.alphavil`` and ``cfg.diw``.
 RECORDED: tuple[str, ...] = ("alphavil", "diw")
+
+# Population methods: name -> "module:PopulationMethod", the row of the step-function table that
+# alphavil.pareto.mt2o.train_population runs (its step function per mini-batch, its settings); their
+# options are the [mt2o] table. Imported only when used.
+POPULATION: dict[str, str] = {
+    "mt2o": "alphavil.pareto.steps:MT2O",
+    "no_transfer": "alphavil.pareto.steps:NO_TRANSFER",
+    "ls": "alphavil.pareto.steps:NO_TRANSFER",  # old name of no_transfer
+    "pmtl": "alphavil.pareto.steps:PMTL",
+    "epo": "alphavil.pareto.steps:EPO",
+    "pareto_mgda": "alphavil.pareto.steps:PARETO_MGDA",  # `mgda` is the aggregator
+}
 
 # the TorchJD aggregators share one options table
 _AGGREGATORS = ("mgda", "pcgrad", "cagrad", "nashmtl", "upgrad")
@@ -129,3 +145,12 @@ def get_method(name: str) -> Any:
         f"unknown method {name!r}; allowed: {', '.join(REGISTRY)}, or an import path "
         "'package.module:Class'"
     )
+
+
+def get_population_method(name: str) -> Any:
+    """The :class:`~alphavil.pareto.steps.PopulationMethod` registered as ``name`` in
+    :data:`POPULATION`; ``KeyError`` naming the allowed names if there is none."""
+    if name not in POPULATION:
+        raise KeyError(f"unknown population method {name!r}; allowed: {', '.join(POPULATION)}")
+    module, attr = POPULATION[name].split(":")
+    return getattr(importlib.import_module(module), attr)

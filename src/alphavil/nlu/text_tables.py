@@ -45,7 +45,6 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -55,20 +54,11 @@ from alphavil.config import ConfigError, bounded, choice
 from alphavil.data.batching import SPLITS, SeparateInputData
 from alphavil.data.table_reader import Table, missing, read_table
 from alphavil.datasets import DatasetSpec
+from alphavil.nlu.local_model import load_local, model_folder, tokenise
 from alphavil.tasks import Task
 
 logger = logging.getLogger("alphavil")
 
-# what a saved tokenizer leaves in its folder (without one, AutoTokenizer may build an empty one)
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "vocab.txt",
-    "vocab.json",
-    "spiece.model",
-    "sentencepiece.bpe.model",
-    "tokenizer.model",
-)
 TASK_KEYS = ("name", "path", "train", "dev", "test", "text", "label", "classes")
 
 
@@ -289,77 +279,6 @@ def tasks(cfg: TextDataConfig) -> list[Task]:
     return [t.task for t in load_text_tasks(cfg)]
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
-def _model_folder(cfg: TextDataConfig) -> str:
-    if not cfg.hf_path:
-        raise ConfigError(
-            "data.hf_path: not set; a local Hugging Face model folder (config.json, weights "
-            "and tokenizer files, as save_pretrained writes them)"
-        )
-    folder = Path(cfg.hf_path).expanduser()
-    if not folder.exists():
-        raise ConfigError(f"data.hf_path: {cfg.hf_path!r} does not exist")
-    if not folder.is_dir():
-        raise ConfigError(f"data.hf_path: {cfg.hf_path!r} is not a folder")
-    if not (folder / "config.json").is_file():
-        raise ConfigError(
-            f"data.hf_path: {cfg.hf_path!r} has no config.json; point it at a folder written "
-            "by save_pretrained (model and tokenizer)"
-        )
-    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
-        raise ConfigError(
-            f"data.hf_path: {cfg.hf_path!r} has no tokenizer files ({', '.join(TOKENIZER_FILES)}"
-            "); save the model's tokenizer there with save_pretrained"
-        )
-    return str(folder)
-
-
-def load_local(path: str) -> tuple[Any, nn.Module]:
-    """(tokenizer, encoder without its pooler) of a local model folder, offline."""
-    from transformers import AutoModel, AutoTokenizer
-
-    from alphavil.nlu.encoder import _quiet_transformers
-
-    with _quiet_transformers():
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        except Exception as err:  # transformers raises many kinds for a bad folder
-            raise ConfigError(
-                f"data.hf_path: cannot load a tokenizer from {path!r}: {_first_line(err)}"
-            ) from None
-        try:
-            try:  # BERT/RoBERTa-style models: drop the unused pooler
-                model = AutoModel.from_pretrained(
-                    path, local_files_only=True, add_pooling_layer=False
-                )
-            except TypeError:
-                model = AutoModel.from_pretrained(path, local_files_only=True)
-        except Exception as err:
-            raise ConfigError(
-                f"data.hf_path: cannot load a model from {path!r}: {_first_line(err)}"
-            ) from None
-    if not callable(tokenizer):
-        raise ConfigError(f"data.hf_path: {path!r} holds no text tokenizer")
-    return tokenizer, model
-
-
-def tokenise(tokenizer: Any, texts: list[tuple[str, ...]], max_length: int) -> list[dict]:
-    """Token ids (and token types) of single texts or text pairs, truncated to ``max_length``."""
-    if not texts:
-        return []
-    a = [t[0] for t in texts]
-    if len(texts[0]) == 2:
-        enc = tokenizer(a, [t[1] for t in texts], truncation=True, max_length=max_length)
-    else:
-        enc = tokenizer(a, truncation=True, max_length=max_length)
-    keys = [k for k in ("input_ids", "token_type_ids") if k in enc]
-    return [{k: list(enc[k][i]) for k in keys} for i in range(len(a))]
-
-
 def build(cfg: TextDataConfig) -> tuple[SeparateInputData, Callable[..., nn.Module]]:
     """Read and tokenise the tables once; load the model once; return the data (every training
     step a batch of every task, ``data.stream = "joint"``, so every method runs) and a factory
@@ -368,7 +287,7 @@ def build(cfg: TextDataConfig) -> tuple[SeparateInputData, Callable[..., nn.Modu
     from alphavil.nlu.encoder import nlu_model
 
     text_tasks = load_text_tasks(cfg)
-    folder = _model_folder(cfg)
+    folder = model_folder(cfg.hf_path)
     tokenizer, encoder = load_local(folder)
     positions = getattr(getattr(encoder, "config", None), "max_position_embeddings", None)
     if isinstance(positions, int) and cfg.max_length > positions:

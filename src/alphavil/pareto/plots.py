@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from alphavil.pareto.hypervolume import nondominated_mask
-from alphavil.pareto.mt2o import METHOD_ALIASES, epochs_to_fraction
+from alphavil.pareto.mt2o import METHOD_ALIASES
+from alphavil.pareto.summary import epochs_to_fraction
 from alphavil.reports.figures import pyplot
 from alphavil.runs import atomic_write, read_json, read_jsonl
 

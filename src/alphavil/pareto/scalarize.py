@@ -15,9 +15,10 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "RENAMED_SCALARIZATIONS",
     "SCALARIZATIONS",
-    "SCALARIZATION_ALIASES",
     "Scalarization",
+    "check_scalarization",
     "linear",
     "scalarize",
     "tchebycheff",
@@ -25,7 +26,17 @@ __all__ = [
 
 Scalarization = Literal["linear", "tchebycheff"]
 SCALARIZATIONS: tuple[str, ...] = ("linear", "tchebycheff")
-SCALARIZATION_ALIASES: dict[str, str] = {"ls": "linear", "tch": "tchebycheff"}
+# old names, no longer accepted: an error names the new one
+RENAMED_SCALARIZATIONS: dict[str, str] = {"ls": "linear", "tch": "tchebycheff"}
+
+
+def check_scalarization(method: str, key: str = "scalarization") -> None:
+    """``ValueError`` (one line, starting with ``key``) unless ``method`` is one of
+    :data:`SCALARIZATIONS`; for an old name it names the new one."""
+    if method in RENAMED_SCALARIZATIONS:
+        raise ValueError(f"{key} {method!r} was renamed: use {RENAMED_SCALARIZATIONS[method]!r}")
+    if method not in SCALARIZATIONS:
+        raise ValueError(f"unknown {key} {method!r}; allowed: {', '.join(SCALARIZATIONS)}")
 
 
 def _check(losses: Tensor, prefs: Tensor) -> None:
@@ -76,11 +87,9 @@ def scalarize(
     ideal: Tensor | None = None,
     smooth: float = 0.0,
 ) -> Tensor:
-    """Dispatch to :func:`linear` or :func:`tchebycheff` by name (``ls``, ``tch`` accepted).
+    """Dispatch to :func:`linear` or :func:`tchebycheff` by name.
     ``(K, m), (K, m) -> (K,)``."""
-    method = SCALARIZATION_ALIASES.get(method, method)
+    check_scalarization(method)
     if method == "linear":
         return linear(losses, prefs)
-    if method == "tchebycheff":
-        return tchebycheff(losses, prefs, ideal, smooth=smooth)
-    raise ValueError(f"unknown scalarization {method!r}; allowed: {', '.join(SCALARIZATIONS)}")
+    return tchebycheff(losses, prefs, ideal, smooth=smooth)

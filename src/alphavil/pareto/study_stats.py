@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from alphavil.pareto.mt2o import epochs_to_fraction
+from alphavil.pareto.summary import epochs_to_fraction
 
 __all__ = ["ci", "e95", "hv_auc", "markdown", "pair", "paired", "summarise"]
 
