@@ -4,7 +4,9 @@ With joint updates (:mod:`alphavil.task_shares`) every epoch's pass is one multi
 and α_aux = 0 keeps only the target's share of it: a point *off* the trajectory, computed in the
 company of the auxiliary tasks, which the one-epoch fit rarely prefers. The target branch adds
 the trajectory the target takes on its own: over the same batches (the target's rows of each
-joint step), from the same θ, with the target's loss alone, giving δ_alone. The fit then mixes
+joint step), from the same θ, with the target's loss alone (``branch_scale = "full"``, as in
+single-task training, or ``"share"``: at the scale w_target/Σw it has in the joint pass, so that
+the two differ only by the auxiliary tasks' company), giving δ_alone. The fit then mixes
 
     θ + (1 − c) δ_target + c δ_alone + Σ_a α_a δ_a,     c, α_a ∈ [0, 1],
 

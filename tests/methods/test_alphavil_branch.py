@@ -28,15 +28,21 @@ def one_thread():  # type: ignore[no-untyped-def]
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("budget", [(), BUDGET], ids=["shared-inputs", "budget-joint-steps"])
+@pytest.mark.parametrize(
+    ("budget", "scale"),
+    [((), "full"), (BUDGET, "full"), (BUDGET, "share")],
+    ids=["shared-inputs", "budget-joint-steps", "share-scale"],
+)
 def test_the_branch_is_the_target_alone_over_the_same_batches(
-    tmp_path: Path, budget: tuple[str, ...]
+    tmp_path: Path, budget: tuple[str, ...], scale: str
 ) -> None:
-    cfg = toy_config(tmp_path, *budget, *BRANCH)
+    cfg = toy_config(tmp_path, *budget, *BRANCH, f"alphavil.branch_scale={scale}")
     data, make_model = load_data(cfg)
     torch.manual_seed(0)
     loop = Trainer(cfg, data, make_model())
     before = loop.generator.get_state()
+    factor = 1.0 if scale == "full" else loop.weights[loop.target] / sum(loop.weights.values())
+    assert factor == 1.0 or factor < 0.6  # "share": the target's part of the joint loss
     theta, deltas, _ = loop.method.collect_joint_deltas()  # type: ignore[attr-defined]
     after = loop.generator.get_state()
     n = len(loop.tasks)
@@ -54,7 +60,8 @@ def test_the_branch_is_the_target_alone_over_the_same_batches(
         outputs, targets, _ = loop.forward(cut)
         assert list(targets) == [loop.target]
         opt.zero_grad()
-        loop.task_map[loop.target].loss(outputs[loop.target], targets[loop.target]).backward()
+        loss = loop.task_map[loop.target].loss(outputs[loop.target], targets[loop.target])
+        (factor * loss).backward()
         opt.step()
         steps += 1
     assert steps > 1

@@ -146,7 +146,8 @@ class AlphaVIL(Method):
             loop.generator.set_state(batch_order)  # the joint pass's batches again
             alone = self.branch_optimizer()
             alone.reset_shares()
-            self.share_pass(alone, [loop.target], {loop.target: 1.0}, "target alone")
+            scale = 1.0 if av.branch_scale == "full" else scales[loop.target]
+            self.share_pass(alone, [loop.target], {loop.target: scale}, "target alone")
             loop.generator.set_state(after)
             branch = share_deltas(loop.model, theta, alone)
             deltas = with_branch(deltas, {k: v[0] for k, v in branch.items()})

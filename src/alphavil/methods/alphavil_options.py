@@ -55,6 +55,10 @@ class AlphaVILConfig:
     # same θ, and let the fit trade the target's joint share for that update (c in [0, 1]:
     # θ + (1 − c) δ_target + c δ_alone + Σ α_a δ_a; alphavil.target_branch).
     target_branch: bool = False
+    # The branch's loss: "full" = the target's loss alone (single-task training's step);
+    # "share" = w_target/Σw times it, the scale the target has in the joint pass, so that the
+    # branch differs from the target's joint share only by the auxiliary tasks' company.
+    branch_scale: str = choice("full", "full", "share")
     steps: int = bounded(10, 0)  # s, α tuning steps
     optimizer: dict[str, Any] = _opt("SGD", 0.005, momentum=0.5)  # noqa: RUF009 - returns a field()
     dev_fraction: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # of the target dev set for α
