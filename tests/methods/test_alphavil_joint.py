@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,22 @@ def test_parallel_deltas_are_a_separate_updates_option(tmp_path: Path) -> None:
 def test_a_fixed_target_alpha_needs_the_box_fit(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="target_alpha: 'one' is an option of the box fit"):
         toy_config(tmp_path, "alphavil.target_alpha=one", "alphavil.alpha_bounds=[]")
+
+
+GOLDEN = Path(__file__).parents[1] / "golden" / "toy_joint_metrics_v1.json"
+
+
+def test_joint_updates_reproduce_the_pinned_metrics_exactly(tmp_path: Path) -> None:
+    # Metrics of joint updates with the box fit under a label budget, as the code made them when
+    # they became the default (identical at commit 54811c0, before the target branch existed).
+    golden = json.loads(GOLDEN.read_text())
+    cfg = toy_config(
+        tmp_path, *BUDGET, *JOINT, "train.epochs=3", "alphavil.target_alpha=one",
+        "alphavil.target_branch=false",
+    )  # fmt: skip
+    execute(cfg, tmp_path / "run", show_progress=False)
+    records = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert len(records) == len(golden)
+    for new, old in zip(records, golden, strict=True):
+        for key, value in old.items():
+            assert new[key] == value, (new["epoch"], key)
