@@ -26,8 +26,8 @@ from alphavil.alpha_exact import (
     target_loss_grad_hess,
 )
 from alphavil.config import build_optimizer
-from alphavil.data.batching import step_for_task
 from alphavil.deltas import delta, mix, norms, restore, snapshot, stack_deltas
+from alphavil.methods.alphavil_joint import joint_pass
 from alphavil.methods.base import Method
 from alphavil.target_branch import (
     blend_states,
@@ -77,48 +77,6 @@ class AlphaVIL(Method):
             self.alone = share_optimizer(loop.cfg.train.optimizer, params, 1, 0)
         return self.alone
 
-    def share_pass(
-        self, opt: ShareSGD | ShareAdam, tasks: list[str], scales: dict[str, float], what: str
-    ) -> dict[str, float]:
-        """One pass of joint steps (the stream of every trained task) from the model's current
-        state, each step's gradients of ``tasks`` (loss scale ``scales[t]``) given to ``opt``
-        as task rows; a step's other tasks' rows are left out. Each task's mean batch loss."""
-        loop, av = self.loop, self.loop.cfg.alphavil
-        together = dist.world_size() > 1
-        sums = dict.fromkeys(tasks, 0.0)
-        counts = dict.fromkeys(tasks, 0)
-        loop.model.train()
-        for n, step in enumerate(loop.train_stream(loop.tasks, av.rho), start=1):
-            if len(tasks) == 1 and len(loop.tasks) > 1:
-                cut = step_for_task(step, tasks[0])
-                if cut is None:
-                    continue
-                step = cut
-            outputs, targets, share = loop.forward(step, shard=together)
-            held = [t for t in tasks if t in targets]
-            grads: list[list[Tensor | None]] = []
-            for t in tasks:
-                if t not in targets:
-                    grads.append([None] * len(opt.params))
-                    continue
-                loss = loop.task_map[t].loss(outputs[t], targets[t]) * share
-                value = float(dist.all_sum(loss.detach()) if together else loss.detach())
-                if not math.isfinite(value):
-                    raise NonFiniteLossError(
-                        f"{what}: loss of {t!r} is {value} at batch {n}; lower the "
-                        f"learning rate (train.optimizer.lr = {loop.cfg.train.optimizer.get('lr')})"
-                    )
-                sums[t] += value
-                counts[t] += 1
-                g = torch.autograd.grad(
-                    scales[t] * loss, opt.params, retain_graph=t != held[-1], allow_unused=True
-                )
-                grads.append([x if x is None or not together else dist.all_sum(x) for x in g])
-            opt.step(grads)
-            if loop.progress:
-                loop.progress.phase(f"{what} batch {n}")
-        return {t: sums[t] / max(counts[t], 1) for t in tasks}
-
     def collect_joint_deltas(
         self,
     ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, float]]:
@@ -138,7 +96,7 @@ class AlphaVIL(Method):
         total_w = sum(loop.weights.values())
         scales = {t: loop.weights[t] / total_w for t in loop.tasks}
         batch_order = loop.generator.get_state()
-        losses = self.share_pass(opt, loop.tasks, scales, "joint updates")
+        losses = joint_pass(loop, opt, loop.tasks, scales, "joint updates")
         deltas = share_deltas(loop.model, theta, opt)
         if av.target_branch:
             restore(loop.model, theta)
@@ -147,7 +105,7 @@ class AlphaVIL(Method):
             alone = self.branch_optimizer()
             alone.reset_shares()
             scale = 1.0 if av.branch_scale == "full" else scales[loop.target]
-            self.share_pass(alone, [loop.target], {loop.target: scale}, "target alone")
+            joint_pass(loop, alone, [loop.target], {loop.target: scale}, "target alone")
             loop.generator.set_state(after)
             branch = share_deltas(loop.model, theta, alone)
             deltas = with_branch(deltas, {k: v[0] for k, v in branch.items()})

@@ -1,0 +1,67 @@
+"""One pass of joint steps for αVIL's ``updates = "joint"`` (:mod:`alphavil.task_shares`): the
+steps of every trained task's stream, each task's gradient handed to a share-tracking optimiser
+as its own row (and, for the target branch, the target's rows alone).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from alphavil import distributed as dist
+from alphavil.data.batching import step_for_task
+from alphavil.task_shares import ShareAdam, ShareSGD
+from alphavil.training import NonFiniteLossError
+
+if TYPE_CHECKING:
+    from alphavil.training import Trainer
+
+
+def joint_pass(
+    loop: Trainer,
+    opt: ShareSGD | ShareAdam,
+    tasks: list[str],
+    scales: dict[str, float],
+    what: str,
+) -> dict[str, float]:
+    """One pass of joint steps (the stream of every trained task) from the model's current
+    state, each step's gradients of ``tasks`` (loss scale ``scales[t]``) given to ``opt``
+    as task rows; a step's other tasks' rows are left out. Each task's mean batch loss."""
+    av = loop.cfg.alphavil
+    together = dist.world_size() > 1
+    sums = dict.fromkeys(tasks, 0.0)
+    counts = dict.fromkeys(tasks, 0)
+    loop.model.train()
+    for n, step in enumerate(loop.train_stream(loop.tasks, av.rho), start=1):
+        if len(tasks) == 1 and len(loop.tasks) > 1:
+            cut = step_for_task(step, tasks[0])
+            if cut is None:
+                continue
+            step = cut
+        outputs, targets, share = loop.forward(step, shard=together)
+        held = [t for t in tasks if t in targets]
+        grads: list[list[Tensor | None]] = []
+        for t in tasks:
+            if t not in targets:
+                grads.append([None] * len(opt.params))
+                continue
+            loss = loop.task_map[t].loss(outputs[t], targets[t]) * share
+            value = float(dist.all_sum(loss.detach()) if together else loss.detach())
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"{what}: loss of {t!r} is {value} at batch {n}; lower the "
+                    f"learning rate (train.optimizer.lr = {loop.cfg.train.optimizer.get('lr')})"
+                )
+            sums[t] += value
+            counts[t] += 1
+            g = torch.autograd.grad(
+                scales[t] * loss, opt.params, retain_graph=t != held[-1], allow_unused=True
+            )
+            grads.append([x if x is None or not together else dist.all_sum(x) for x in g])
+        opt.step(grads)
+        if loop.progress:
+            loop.progress.phase(f"{what} batch {n}")
+    return {t: sums[t] / max(counts[t], 1) for t in tasks}
