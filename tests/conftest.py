@@ -65,3 +65,11 @@ def empty_config(tmp_path: Path) -> Path:
     path = tmp_path / "c.toml"
     path.write_text("")
     return path
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Restores torch's thread count after a run config that sets ``train.threads``."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)

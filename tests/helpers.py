@@ -26,6 +26,11 @@ TOY = [
 ]
 
 
+# A toy label budget under which the toy data gives joint steps (every step a batch of each task)
+TOY_BUDGET = ("data.budget.target=64", "data.budget.dev=16", "data.budget.aux=200",
+              "train.batch_size=32")  # fmt: skip
+
+
 def mnist_required() -> bool:
     """Whether real MNIST must be there (CI sets ALPHAVIL_REQUIRE_MNIST=1 after fetching it)."""
     return os.environ.get("ALPHAVIL_REQUIRE_MNIST", "") not in ("", "0")

@@ -28,13 +28,6 @@ GOLDEN = Path(__file__).parent / "golden" / "toy_metrics_v0.json"
 UNBOUNDED_LBFGS = ("alphavil.alpha_solver=lbfgs", "alphavil.alpha_bounds=[]")  # solve_alpha
 
 
-@pytest.fixture
-def one_thread():  # type: ignore[no-untyped-def]
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("method", ["alphavil", "diw", "single", "multitask"])
 def test_paper_path_reproduces_the_pinned_metrics_exactly(
     tmp_path: Path, method: str, one_thread: None

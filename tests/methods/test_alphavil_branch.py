@@ -14,18 +14,13 @@ from alphavil.deltas import delta, restore
 from alphavil.runner import execute, load_data
 from alphavil.runs import read_jsonl
 from alphavil.training import Trainer
-from tests.helpers import assert_resumes_bit_identical, toy_config
+from tests.helpers import TOY_BUDGET, assert_resumes_bit_identical, toy_config
 
 BRANCH = ("train.method=alphavil", "alphavil.target_branch=true", "train.threads=1")
-BUDGET = ("data.budget.target=64", "data.budget.dev=16", "data.budget.aux=200",
-          "train.batch_size=32")  # fmt: skip
+BUDGET = TOY_BUDGET
 
 
-@pytest.fixture(autouse=True)
-def one_thread():  # type: ignore[no-untyped-def]
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize(

@@ -11,18 +11,13 @@ import torch
 from alphavil.config import ConfigError
 from alphavil.runner import execute
 from alphavil.runs import load_checkpoint, read_jsonl
-from tests.helpers import assert_resumes_bit_identical, toy_config
+from tests.helpers import TOY_BUDGET, assert_resumes_bit_identical, toy_config
 
 JOINT = ("train.method=alphavil", "alphavil.updates=joint", "train.threads=1")
-BUDGET = ("data.budget.target=64", "data.budget.dev=16", "data.budget.aux=200",
-          "train.batch_size=32")  # fmt: skip
+BUDGET = TOY_BUDGET
 
 
-@pytest.fixture(autouse=True)
-def one_thread():  # type: ignore[no-untyped-def]
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _final_model(run: Path) -> dict[str, torch.Tensor]:
