@@ -107,3 +107,10 @@ def _equal(a: Any, b: Any) -> bool:
     if isinstance(a, (list, tuple)):
         return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
+
+
+def deny_access(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Make ``os.access`` say no for ``folder`` (the read-only case that root cannot be denied
+    by permissions: the library's own check is what the test reaches)."""
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == folder else real(p, mode))

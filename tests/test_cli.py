@@ -15,7 +15,7 @@ import torch
 from alphavil.cli import main
 from alphavil.config import ConfigError, load_config, parse_override
 from alphavil.runs import read_json
-from tests.helpers import AS_ROOT, TOY, assert_one_line_error
+from tests.helpers import AS_ROOT, TOY, assert_one_line_error, deny_access
 
 Cli = Callable[..., tuple[int, str]]  # the `cli` fixture (tests/conftest.py)
 
@@ -240,10 +240,7 @@ def test_run_dir_not_writable_message(
     """The read-only case where root cannot be denied: the permission check itself."""
     locked = tmp_path / "locked"
     locked.mkdir()
-    real_access = os.access
-    monkeypatch.setattr(
-        os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode)
-    )
+    deny_access(monkeypatch, locked)
     code, err = cli("run", str(empty_config), *_toy(tmp_path), "--run-dir", f"{locked}/r")
     assert_one_line_error(code, err, f"--run-dir {locked}/r: not writable ({locked})")
     assert not (locked / "r").exists()

@@ -21,7 +21,7 @@ from alphavil.config import ConfigError
 from alphavil.processes import LOCK_FILE, SweepError, sweep_lock
 from alphavil.runs import MARKER, STATE_FILE, read_json
 from alphavil.sweep import SweepConfig, SweepInterrupted, parse_seeds, plan, run_sweep
-from tests.helpers import AS_ROOT, TOY, assert_one_line_error
+from tests.helpers import AS_ROOT, TOY, assert_one_line_error, deny_access
 
 Cli = Callable[..., tuple[int, str]]  # the `cli` fixture (tests/conftest.py)
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
@@ -266,10 +266,7 @@ def test_unwritable_sweep_folder_message(
     """The read-only case where root cannot be denied: the permission check itself."""
     out = tmp_path / "runs"
     out.mkdir()
-    real_access = os.access
-    monkeypatch.setattr(
-        os, "access", lambda p, mode: False if Path(p) == out else real_access(p, mode)
-    )
+    deny_access(monkeypatch, out)
     code, err = cli("sweep", str(empty_config), *TOY, f"out_dir='{out}'", "--workers", "0")
     assert_one_line_error(code, err, f"sweep folder {out}: not writable")
     assert list(out.iterdir()) == []
