@@ -419,7 +419,10 @@ def test_runs_made_before_the_new_defaults_are_the_paper_preset_not_the_default(
     and a different run from the new default."""
     paper = toy_config(tmp_path, "train.method=alphavil", "alphavil.preset=paper")
     stored = plain(paper.to_dict())
-    for key in ("preset", "alpha_bounds", "weight_step", "updates", "target_alpha"):
+    for key in (
+        "preset", "alpha_bounds", "weight_step", "updates", "target_alpha", "target_branch",
+        "branch_scale",
+    ):  # fmt: skip
         del stored["alphavil"][key]
     assert differing_keys(stored, plain(paper.to_dict()), config_defaults(paper)) == []
     new = toy_config(tmp_path, "train.method=alphavil")
@@ -427,7 +430,9 @@ def test_runs_made_before_the_new_defaults_are_the_paper_preset_not_the_default(
     assert diff == [
         "alphavil.alpha_bounds",
         "alphavil.alpha_solver",
+        "alphavil.branch_scale",
         "alphavil.target_alpha",
+        "alphavil.target_branch",
         "alphavil.updates",
         "alphavil.weight_rule",
     ]

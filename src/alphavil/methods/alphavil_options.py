@@ -30,6 +30,7 @@ ALPHAVIL_PRESETS: dict[str, dict[str, Any]] = {
         "alpha_bounds": [],
         "updates": "separate",
         "target_alpha": "fit",
+        "target_branch": False,
     },
 }
 
@@ -54,11 +55,13 @@ class AlphaVILConfig:
     # Joint updates only: also train the target alone over the joint pass's batches from the
     # same θ, and let the fit trade the target's joint share for that update (c in [0, 1]:
     # θ + (1 − c) δ_target + c δ_alone + Σ α_a δ_a; alphavil.target_branch).
-    target_branch: bool = False
-    # The branch's loss: "full" = the target's loss alone (single-task training's step);
-    # "share" = w_target/Σw times it, the scale the target has in the joint pass, so that the
-    # branch differs from the target's joint share only by the auxiliary tasks' company.
-    branch_scale: str = choice("full", "full", "share")
+    # Default with joint updates and the box fit; off (and refused) with separate updates or a
+    # fitted target α.
+    target_branch: bool = field(default=True, metadata={"before": False})
+    # The branch's loss: "share" = w_target/Σw times the target's loss, the scale the target has
+    # in the joint pass, so that the branch differs from the target's joint share only by the
+    # auxiliary tasks' company; "full" = the target's loss alone (single-task training's step).
+    branch_scale: str = choice("share", "full", "share", before="full")
     steps: int = bounded(10, 0)  # s, α tuning steps
     optimizer: dict[str, Any] = _opt("SGD", 0.005, momentum=0.5)  # noqa: RUF009 - returns a field()
     dev_fraction: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # of the target dev set for α
@@ -123,6 +126,12 @@ def with_alphavil_preset(table: Any) -> Any:
         out["alpha_bounds"] = []
     if "target_alpha" not in table and out.get("alpha_bounds") == []:
         out["target_alpha"] = "fit"  # a fixed target α is a box option
+    if "target_branch" not in table and (
+        out.get("updates", "joint") != "joint" or out.get("target_alpha", "one") != "one"
+    ):
+        out["target_branch"] = False  # an option of joint updates with the target whole
+    if out.get("target_branch", True) is False and "branch_scale" not in table:
+        out["branch_scale"] = "full"  # inert without a branch: as runs before the option
     return out
 
 
