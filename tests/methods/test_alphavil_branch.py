@@ -89,3 +89,10 @@ def test_a_killed_branch_run_resumes_bit_identical(
 def test_the_branch_is_an_option_of_the_joint_box_fit(tmp_path: Path, override: str) -> None:
     with pytest.raises(ConfigError, match=r"alphavil\.target_branch"):
         toy_config(tmp_path, *BRANCH, override, "alphavil.alpha_bounds=[0.0, 1.0]")
+
+
+def test_with_the_target_alone_there_is_no_branch(tmp_path: Path) -> None:
+    cfg = toy_config(tmp_path, *BRANCH, "train.epochs=2", "train.tasks=['main']")
+    execute(cfg, tmp_path / "run", show_progress=False)
+    for r in read_jsonl(tmp_path / "run" / "metrics.jsonl"):
+        assert "target_alone" not in r and list(r["delta_norm"]) == ["main"]

@@ -57,6 +57,12 @@ class AlphaVIL(Method):
         )
         self.alone: ShareSGD | ShareAdam | None = None  # the target branch's (target_branch)
 
+    @property
+    def branching(self) -> bool:
+        """Whether this run has a target branch (``alphavil.target_branch`` with auxiliary tasks:
+        with the target alone the branch would be the joint pass itself)."""
+        return bool(self.loop.cfg.alphavil.target_branch) and len(self.loop.tasks) > 1
+
     def share_optimizer(self) -> ShareSGD | ShareAdam:
         """The optimiser that splits each joint step into task shares (built on first use from
         ``train.optimizer``; its state persists across epochs as the joint optimiser's)."""
@@ -98,7 +104,7 @@ class AlphaVIL(Method):
         batch_order = loop.generator.get_state()
         losses = joint_pass(loop, opt, loop.tasks, scales, "joint updates")
         deltas = share_deltas(loop.model, theta, opt)
-        if av.target_branch:
+        if self.branching:
             restore(loop.model, theta)
             after = loop.generator.get_state()
             loop.generator.set_state(batch_order)  # the joint pass's batches again
@@ -241,7 +247,7 @@ class AlphaVIL(Method):
             what = f"{av.steps} steps" if av.alpha_solver == "sgd" else "solve"
             self.loop.progress.phase(f"alpha ({what})", force=True)
         full_value = value  # of the factors of every row of the stacked deltas
-        if av.target_branch:
+        if self.branching:
             value_and_grad, value = branch_objective(value_and_grad, value, target)
             fit = solve_alpha_box(
                 value_and_grad,
@@ -300,7 +306,7 @@ class AlphaVIL(Method):
                 "gap": float(fit.final_loss) - grid_loss if fit.final_loss is not None else None,
             }
         alphas = fit.alphas.double()
-        if av.target_branch:  # the fit's variable for the target is the branch's share c
+        if self.branching:  # the fit's variable for the target is the branch's share c
             c = float(alphas[target])
             info["target_alone"] = c
             restore(self.loop.model, mix(theta, deltas, full_alphas(alphas, target)))
@@ -310,7 +316,7 @@ class AlphaVIL(Method):
             restore(self.loop.model, mix(theta, deltas, fit.alphas))
         if self.shares is not None and av.updates == "joint":
             self.shares.scale_state(alphas.tolist())  # the momentum of what was taken
-            if av.target_branch and self.alone is not None:
+            if self.branching and self.alone is not None:
                 blend = blend_states(
                     self.shares.task_state(target), self.alone.task_state(0), info["target_alone"]
                 )
