@@ -23,6 +23,13 @@ from alphavil.alpha_exact import (
 )
 from alphavil.deltas import delta, mix, restore, snapshot, stack_deltas
 from alphavil.models.multihead import MultiHeadModel
+from alphavil.target_branch import (
+    blend_states,
+    branch_objective,
+    branch_starts,
+    full_alphas,
+    with_branch,
+)
 from alphavil.task_shares import ShareAdam, ShareSGD, share_deltas, share_optimizer
 from alphavil.task_weights import update_weights_average, update_weights_relative
 from alphavil.tasks import Task
@@ -37,8 +44,12 @@ __all__ = [
     "Task",
     "__version__",
     "autograd_value_and_grad",
+    "blend_states",
+    "branch_objective",
+    "branch_starts",
     "delta",
     "fit_alpha",
+    "full_alphas",
     "grid_check",
     "mix",
     "restore",
@@ -57,4 +68,5 @@ __all__ = [
     "update_weights",
     "update_weights_average",
     "update_weights_relative",
+    "with_branch",
 ]
