@@ -73,7 +73,8 @@ def test_report_file_has_paired_rows_and_the_information_test(study: Path, tmp_p
     # coarse.alphavil − random.alphavil: 6, 7, 8 points
     assert "| alphavil | +7.00 [+6.00, +8.00] (3/3) |" in text
     # alphavil − multitask on coarse: -1, 0, +1
-    assert "| alphavil | 3 | 92.00 ± 1.00 |" in text
+    assert "| alphavil | 3 | 92.00 ± 1.00 | 90.00 |" in text  # and its mean dev accuracy
+    assert "| single-tuned | 3 | 80.33 ± 8.96 | 83.33 |" in text  # seed 0 picked lr0.1 on dev
     assert json.loads((out / "scores.json").read_text())["coarse"]["multitask"]["0"]["test"] == 92
     # after epoch 4: coarse αVIL (91 + s) / 2 over s = 0, 1, 2
     assert "| coarse | alphavil | 3 | 46.0 |" in text

@@ -115,6 +115,7 @@ def kind_rows(table: dict[str, dict[str, Scores]], kind: str) -> list[dict[str, 
                 "seeds": len(s),
                 "test_mean": statistics.fmean(values),
                 "test_std": statistics.stdev(values) if len(values) > 1 else math.nan,
+                "dev_mean": _mean(s, "dev"),
                 "best_epoch": _mean(s, "epoch"),
                 "seconds": _mean(s, "seconds"),
                 "vs_single": paired_diff(s, single)
@@ -166,7 +167,7 @@ def _row(cells: list[Any]) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
-HEAD = ["configuration", "seeds", "test", "best epoch", "s/run"]
+HEAD = ["configuration", "seeds", "test", "dev", "best epoch", "s/run"]
 HEAD += ["− single-tuned", "− multitask", "− best other"]
 SHARE_HEAD = [
     "configuration",
@@ -209,8 +210,9 @@ def format_report(runs: list[dict[str, Any]], target: str) -> str:
     kinds: list[str] = [k for k in KIND_ORDER if k in table]
     kinds += sorted(k for k in table if k not in kinds and k != CONTROLS)
     lines = [
-        f"Target `{target}`: test accuracy (%) at the best dev epoch; differences in points,",
-        "paired by seed: mean [95% bootstrap CI] (seeds where the row is higher / seeds).",
+        f"Target `{target}`: test accuracy (%) at the best dev epoch (dev: the dev accuracy",
+        "there, what model selection and the choice of defaults read); differences in points",
+        "(test), paired by seed: mean [95% bootstrap CI] (seeds where the row is higher / seeds).",
         "",
     ]
     for kind in kinds:
@@ -225,6 +227,7 @@ def format_report(runs: list[dict[str, Any]], target: str) -> str:
                         r["config"],
                         r["seeds"],
                         f"{r['test_mean']:.2f}{std}",
+                        f"{r['dev_mean']:.2f}",
                         f"{r['best_epoch']:.1f}",
                         f"{r['seconds']:.0f}",
                         *diffs,
