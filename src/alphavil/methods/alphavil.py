@@ -2,7 +2,9 @@
 Tasks for Multitask Learning" (arXiv 2405.07769), one epoch at a time.
 
 The maths lives in :mod:`alphavil.alpha` (α objective, the paper's SGD fit), :mod:`alphavil.
-alpha_exact` (solving line 9), :mod:`alphavil.task_weights` (line 11) and :mod:`alphavil.deltas`.
+alpha_exact` (solving line 9), :mod:`alphavil.task_weights` (line 11) and :mod:`alphavil.deltas`;
+the default's joint updates in :mod:`alphavil.task_shares` and
+:mod:`alphavil.methods.alphavil_joint`, its target branch in :mod:`alphavil.target_branch`.
 """
 
 from __future__ import annotations
@@ -231,6 +233,10 @@ class AlphaVIL(Method):
         θ + Σ α_t δ_t, by ``steps`` optimiser steps from α = 1 (``alpha_solver = "sgd"``, the
         paper) or solved for (``"lbfgs"``, :mod:`alphavil.alpha_exact`). Line 10: that point is
         written back. Line 11: the task weights move (:mod:`alphavil.task_weights`).
+
+        With ``updates = "joint"`` the δ_t are the task shares of one joint pass; with the
+        target branch the box fit is over (c, α_aux) and θ + (1 − c) δ_target + c δ_alone +
+        Σ α_a δ_a is written back (:mod:`alphavil.target_branch`).
         """
         av = self.loop.cfg.alphavil
         t0 = time.perf_counter()
