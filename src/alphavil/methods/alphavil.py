@@ -364,7 +364,7 @@ class AlphaVIL(Method):
         }
 
     def state_dict(self) -> dict[str, Any]:
-        """The joint updates' momentum (``updates = "joint"``), for exact resume."""
+        """The joint updates' and the target branch's optimiser state, for exact resume."""
         state: dict[str, Any] = {}
         if self.shares is not None:
             state["shares"] = self.shares.state_dict()
