@@ -24,14 +24,16 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize(
-    ("budget", "scale"),
-    [((), "full"), (BUDGET, "full"), (BUDGET, "share")],
-    ids=["shared-inputs", "budget-joint-steps", "share-scale"],
+    ("budget", "scale", "passes"),
+    [((), "full", 1), (BUDGET, "full", 1), (BUDGET, "share", 1), (BUDGET, "share", 2)],
+    ids=["shared-inputs", "budget-joint-steps", "share-scale", "two-passes"],
 )
 def test_the_branch_is_the_target_alone_over_the_same_batches(
-    tmp_path: Path, budget: tuple[str, ...], scale: str
+    tmp_path: Path, budget: tuple[str, ...], scale: str, passes: int
 ) -> None:
-    cfg = toy_config(tmp_path, *budget, *BRANCH, f"alphavil.branch_scale={scale}")
+    cfg = toy_config(
+        tmp_path, *budget, *BRANCH, f"alphavil.branch_scale={scale}", f"alphavil.passes={passes}"
+    )
     data, make_model = load_data(cfg)
     torch.manual_seed(0)
     loop = Trainer(cfg, data, make_model())
@@ -48,7 +50,7 @@ def test_the_branch_is_the_target_alone_over_the_same_batches(
     opt = torch.optim.SGD(loop.model.parameters(), **{
         k: v for k, v in cfg.train.optimizer.items() if k != "name"})  # fmt: skip
     steps = 0
-    for step in loop.train_stream(loop.tasks, 1.0):
+    for step in (s for _ in range(passes) for s in loop.train_stream(loop.tasks, 1.0)):
         cut = step_for_task(step, loop.target)
         if cut is None:
             continue
@@ -59,7 +61,7 @@ def test_the_branch_is_the_target_alone_over_the_same_batches(
         (factor * loss).backward()
         opt.step()
         steps += 1
-    assert steps > 1
+    assert steps > passes
     assert torch.equal(loop.generator.get_state(), after)  # the batch order moved on once
     by_hand = delta(loop.model, theta)
     for k, d in deltas.items():
@@ -83,6 +85,40 @@ def test_a_killed_branch_run_resumes_bit_identical(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert_resumes_bit_identical(tmp_path, monkeypatch, *BUDGET, *BRANCH)
+
+
+def test_joint_passes_sum_to_that_many_multitask_passes(tmp_path: Path) -> None:
+    """With ``alphavil.passes = 2`` the task rows add up to two passes of the joint loss
+    Σ_t (w_t/Σw) L_t by hand (torch's SGD), the batches drawn as two epochs would draw them."""
+    cfg = toy_config(tmp_path, *BUDGET, *BRANCH, "alphavil.passes=2")
+    data, make_model = load_data(cfg)
+    torch.manual_seed(0)
+    loop = Trainer(cfg, data, make_model())
+    before = loop.generator.get_state()
+    scales = {t: w / sum(loop.weights.values()) for t, w in loop.weights.items()}
+    theta, deltas, _ = loop.method.collect_joint_deltas()  # type: ignore[attr-defined]
+    loop.generator.set_state(before)
+    restore(loop.model, theta)
+    opt = torch.optim.SGD(loop.model.parameters(), **{
+        k: v for k, v in cfg.train.optimizer.items() if k != "name"})  # fmt: skip
+    for step in (s for _ in range(2) for s in loop.train_stream(loop.tasks, 1.0)):
+        outputs, targets, share = loop.forward(step)
+        opt.zero_grad()
+        loss = sum(
+            scales[t] * loop.task_map[t].loss(outputs[t], targets[t]) * share for t in targets
+        )
+        assert isinstance(loss, torch.Tensor)
+        loss.backward()
+        opt.step()
+    by_hand = delta(loop.model, theta)
+    n = len(loop.tasks)
+    for k, d in deltas.items():
+        torch.testing.assert_close(d[:n].sum(0), by_hand[k], rtol=1e-4, atol=1e-6, msg=k)
+
+
+def test_several_passes_are_an_option_of_joint_updates(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^alphavil\.passes: .*updates = 'separate'"):
+        toy_config(tmp_path, "train.method=alphavil", "alphavil.preset=paper", "alphavil.passes=3")
 
 
 @pytest.mark.parametrize("override", ["alphavil.updates=separate", "alphavil.target_alpha=fit"])

@@ -29,7 +29,7 @@ from alphavil.alpha_exact import (
 )
 from alphavil.config import build_optimizer
 from alphavil.deltas import delta, mix, norms, restore, snapshot, stack_deltas
-from alphavil.methods.alphavil_joint import joint_pass
+from alphavil.methods.alphavil_joint import joint_passes
 from alphavil.methods.base import Method
 from alphavil.target_branch import (
     blend_states,
@@ -88,7 +88,8 @@ class AlphaVIL(Method):
     def collect_joint_deltas(
         self,
     ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, float]]:
-        """Lines 3-6 with ``updates = "joint"``: one pass of multitask steps from θ (each step's
+        """Lines 3-6 with ``updates = "joint"``: one pass (``alphavil.passes``) of multitask
+        steps from θ (each step's
         loss Σ_t (w_t/Σw) L_t over the tasks it holds), δ_t = task t's share of the realised
         update (:mod:`alphavil.task_shares`), so that θ + Σ_t δ_t is where the pass
         ended. Floating-point buffers (batch-norm statistics) change along the one trajectory;
@@ -104,7 +105,7 @@ class AlphaVIL(Method):
         total_w = sum(loop.weights.values())
         scales = {t: loop.weights[t] / total_w for t in loop.tasks}
         batch_order = loop.generator.get_state()
-        losses = joint_pass(loop, opt, loop.tasks, scales, "joint updates")
+        losses = joint_passes(loop, opt, loop.tasks, scales, "joint updates", av.passes)
         deltas = share_deltas(loop.model, theta, opt)
         if self.branching:
             restore(loop.model, theta)
@@ -113,7 +114,9 @@ class AlphaVIL(Method):
             alone = self.branch_optimizer()
             alone.reset_shares()
             scale = 1.0 if av.branch_scale == "full" else scales[loop.target]
-            joint_pass(loop, alone, [loop.target], {loop.target: scale}, "target alone")
+            joint_passes(
+                loop, alone, [loop.target], {loop.target: scale}, "target alone", av.passes
+            )
             loop.generator.set_state(after)
             branch = share_deltas(loop.model, theta, alone)
             deltas = with_branch(deltas, {k: v[0] for k, v in branch.items()})

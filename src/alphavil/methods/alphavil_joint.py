@@ -65,3 +65,23 @@ def joint_pass(
         if loop.progress:
             loop.progress.phase(f"{what} batch {n}")
     return {t: sums[t] / max(counts[t], 1) for t in tasks}
+
+
+def joint_passes(
+    loop: Trainer,
+    opt: ShareSGD | ShareAdam,
+    tasks: list[str],
+    scales: dict[str, float],
+    what: str,
+    passes: int,
+) -> dict[str, float]:
+    """``passes`` joint passes in a row (:func:`joint_pass`; ``alphavil.passes``), the shares
+    of ``opt`` accumulating over all of them. Each task's mean batch loss over the passes."""
+    if passes == 1:
+        return joint_pass(loop, opt, tasks, scales, what)
+    totals = dict.fromkeys(tasks, 0.0)
+    for k in range(1, passes + 1):
+        losses = joint_pass(loop, opt, tasks, scales, f"{what} (pass {k}/{passes})")
+        for t in tasks:
+            totals[t] += losses[t] / passes
+    return totals

@@ -62,6 +62,11 @@ class AlphaVILConfig:
     # in the joint pass, so that the branch differs from the target's joint share only by the
     # auxiliary tasks' company; "full" = the target's loss alone (single-task training's step).
     branch_scale: str = choice("share", "full", "share", before="full")
+    # Joint updates only: passes of joint steps (and of the target branch) between two α fits,
+    # so that the fit weighs each task's update over several passes (ForkMerge's merge interval,
+    # Jiang et al. 2023) rather than one; a loop epoch is then `passes` passes (scale
+    # train.epochs by 1/passes to keep the budget).
+    passes: int = bounded(1, 1)
     steps: int = bounded(10, 0)  # s, α tuning steps
     optimizer: dict[str, Any] = _opt("SGD", 0.005, momentum=0.5)  # noqa: RUF009 - returns a field()
     dev_fraction: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # of the target dev set for α
@@ -175,6 +180,12 @@ def check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
             "alphavil.target_branch: an option of joint updates with the box fit "
             f"(updates = 'joint', target_alpha = 'one'), got updates = {av.updates!r}, "
             f"target_alpha = {av.target_alpha!r}; set target_branch = false"
+        )
+    if av.passes > 1 and av.updates != "joint":
+        raise ConfigError(
+            f"alphavil.passes: several passes per fit are an option of joint updates, got "
+            f"passes = {av.passes} with updates = {av.updates!r}; set passes = 1 or "
+            "updates = 'joint'"
         )
     lo_hi = av.grid_range
     if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:
