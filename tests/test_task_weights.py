@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 from alphavil.task_weights import (
+    WEIGHT_RULES,
+    move_weights,
     update_weights,
     update_weights_average,
     update_weights_relative,
@@ -124,3 +126,18 @@ def test_average_rule_moves_each_weight_towards_the_clipped_ratio(
     # the goal itself is a fixed point
     settled = goal.clamp_min(FLOOR)
     assert torch.allclose(update_weights_average(settled, a, t, step=step), settled)
+
+
+@SETTINGS
+@given(case=cases())
+def test_move_weights_is_the_named_rule(case: tuple[Tensor, Tensor, int]) -> None:
+    w, a, t = case
+    assert set(ALL) == set(WEIGHT_RULES)
+    for rule, fn in ALL.items():
+        assert torch.equal(move_weights(rule, w, a, t), fn(w, a, t))
+
+
+def test_move_weights_names_the_rules_on_a_bad_one() -> None:
+    w = torch.ones(2, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"'mean' is not one of 'additive', 'relative', 'average'"):
+        move_weights("mean", w, w, 0)

@@ -114,3 +114,24 @@ def update_weights_average(
     new = ((1.0 - step) * weights + step * ratio).clamp(min=floor)
     new[target] = w_target
     return new
+
+
+def move_weights(
+    rule: str,
+    weights: Tensor,
+    alphas: Tensor,
+    target: int,
+    *,
+    step: float = 0.3,
+    floor: float = 1e-6,
+    cap: float = 1.0,
+) -> Tensor:
+    """Line 11 by ``rule`` (one of :data:`WEIGHT_RULES`): :func:`update_weights` (the paper),
+    :func:`update_weights_relative` or :func:`update_weights_average`."""
+    if rule == "additive":
+        return update_weights(weights, alphas, floor=floor)
+    if rule == "relative":
+        return update_weights_relative(weights, alphas, target, floor=floor, cap=cap)
+    if rule == "average":
+        return update_weights_average(weights, alphas, target, step=step, floor=floor, cap=cap)
+    raise ValueError(f"weight rule {rule!r} is not one of {', '.join(map(repr, WEIGHT_RULES))}")

@@ -132,3 +132,39 @@ def test_with_the_target_alone_there_is_no_branch(tmp_path: Path) -> None:
     execute(cfg, tmp_path / "run", show_progress=False)
     for r in read_jsonl(tmp_path / "run" / "metrics.jsonl"):
         assert "target_alone" not in r and list(r["delta_norm"]) == ["main"]
+
+
+@pytest.mark.parametrize("branch", [True, False], ids=["branch", "no-branch"])
+def test_written_factors_are_the_running_average_of_the_fitted_ones(
+    tmp_path: Path, branch: bool
+) -> None:
+    """``alphavil.write_step`` η < 1: line 10 writes ᾱ ← (1 − η) ᾱ + η α_fit, from the
+    multitask step (α_aux = 1, c = 0); the weights move on the fitted α."""
+    step = 0.4
+    cfg = toy_config(
+        tmp_path, *BUDGET, *BRANCH, "train.epochs=3", f"alphavil.write_step={step}",
+        f"alphavil.target_branch={str(branch).lower()}",
+    )  # fmt: skip
+    execute(cfg, tmp_path / "run", show_progress=False)
+    target = cfg.train.target
+    records = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    avg = {t: (0.0 if branch and t == target else 1.0) for t in records[0]["alpha"]}
+    moved = False
+    for r in records:
+        fitted = r["alpha_fitted"]
+        avg = {t: (1 - step) * avg[t] + step * fitted[t] for t in avg}
+        for t, a in avg.items():
+            if t == target:
+                assert r["alpha"][t] == 1.0
+                if branch:
+                    assert r["target_alone"] == pytest.approx(a, abs=1e-12)
+            else:
+                assert r["alpha"][t] == pytest.approx(a, abs=1e-12)
+                moved |= abs(r["alpha"][t] - fitted[t]) > 1e-6
+    assert moved  # the average is not the fit itself
+
+
+def test_a_killed_run_with_averaged_factors_resumes_bit_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert_resumes_bit_identical(tmp_path, monkeypatch, *BUDGET, *BRANCH, "alphavil.write_step=0.5")

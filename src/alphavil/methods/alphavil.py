@@ -39,12 +39,7 @@ from alphavil.target_branch import (
     with_branch,
 )
 from alphavil.task_shares import ShareAdam, ShareSGD, share_deltas, share_optimizer
-from alphavil.task_weights import (
-    all_at_floor,
-    update_weights,
-    update_weights_average,
-    update_weights_relative,
-)
+from alphavil.task_weights import all_at_floor, move_weights
 from alphavil.training import NonFiniteLossError
 
 
@@ -58,6 +53,7 @@ class AlphaVIL(Method):
             None  # the joint updates' optimiser (updates = "joint")
         )
         self.alone: ShareSGD | ShareAdam | None = None  # the target branch's (target_branch)
+        self.written: Tensor | None = None  # line 10's averaged factors (write_step < 1)
 
     @property
     def branching(self) -> bool:
@@ -314,15 +310,20 @@ class AlphaVIL(Method):
                 "best_loss": grid_loss,
                 "gap": float(fit.final_loss) - grid_loss if fit.final_loss is not None else None,
             }
-        alphas = fit.alphas.double()
+        fitted = self.averaged(fit.alphas, target)  # fit.alphas itself with write_step = 1
+        alphas = fitted.double()
+        evidence = fit.alphas.double().clone()  # what the weights move on (line 11)
+        if av.write_step < 1:
+            info["alpha_fitted"] = dict(zip(self.loop.tasks, evidence.tolist(), strict=True))
         if self.branching:  # the fit's variable for the target is the branch's share c
             c = float(alphas[target])
             info["target_alone"] = c
             restore(self.loop.model, mix(theta, deltas, full_alphas(alphas, target)))
             alphas = alphas.clone()
             alphas[target] = 1.0  # the target's update is taken whole, (1 - c) + c
+            evidence[target] = 1.0
         else:
-            restore(self.loop.model, mix(theta, deltas, fit.alphas))
+            restore(self.loop.model, mix(theta, deltas, fitted))
         if self.shares is not None and av.updates == "joint":
             self.shares.scale_state(alphas.tolist())  # the momentum of what was taken
             if self.branching and self.alone is not None:
@@ -332,18 +333,17 @@ class AlphaVIL(Method):
                 self.shares.set_task_state(target, blend)
                 self.alone.set_task_state(0, blend)
         else:
-            self.reset_rejected(fit.alphas)
+            self.reset_rejected(fitted)
         old = torch.tensor([self.loop.weights[t] for t in self.loop.tasks], dtype=torch.float64)
-        if av.weight_rule == "additive":
-            w = update_weights(old, alphas, floor=av.weight_floor)
-        elif av.weight_rule == "relative":
-            w = update_weights_relative(
-                old, alphas, target, floor=av.weight_floor, cap=av.weight_cap
-            )
-        else:
-            w = update_weights_average(
-                old, alphas, target, step=av.weight_step, floor=av.weight_floor, cap=av.weight_cap
-            )
+        w = move_weights(
+            av.weight_rule,
+            old,
+            evidence,
+            target,
+            step=av.weight_step,
+            floor=av.weight_floor,
+            cap=av.weight_cap,
+        )
         self.loop.weights = dict(zip(self.loop.tasks, w.tolist(), strict=True))
         if n > 1 and all_at_floor(w, av.weight_floor):
             info.setdefault("warnings", []).append(
@@ -366,9 +366,25 @@ class AlphaVIL(Method):
             "seconds_alpha": time.perf_counter() - t1,
         }
 
+    def averaged(self, fitted: Tensor, target: int) -> Tensor:
+        """Line 10's factors (``alphavil.write_step`` η): ``fitted`` itself with η = 1, else
+        the running average ᾱ ← (1 − η) ᾱ + η α_fit from the multitask step (α = 1; with the
+        target branch c = 0 in the target's coordinate)."""
+        step = self.loop.cfg.alphavil.write_step
+        if step >= 1:
+            return fitted
+        if self.written is None:
+            self.written = torch.ones(len(fitted), dtype=torch.float64)
+            if self.branching:
+                self.written[target] = 0.0
+        self.written = (1 - step) * self.written + step * fitted.double()
+        return self.written.clone()
+
     def state_dict(self) -> dict[str, Any]:
         """The joint updates' and the target branch's optimiser state, for exact resume."""
         state: dict[str, Any] = {}
+        if self.written is not None:
+            state["written"] = self.written.clone()
         if self.shares is not None:
             state["shares"] = self.shares.state_dict()
         if self.alone is not None:
@@ -376,6 +392,8 @@ class AlphaVIL(Method):
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "written" in state:
+            self.written = state["written"].clone()
         if "shares" in state:
             self.share_optimizer().load_state_dict(state["shares"])
         if "alone" in state:

@@ -67,6 +67,11 @@ class AlphaVILConfig:
     # Jiang et al. 2023) rather than one; a loop epoch is then `passes` passes (scale
     # train.epochs by 1/passes to keep the budget).
     passes: int = bounded(1, 1)
+    # Line 10's factors: an exponential average of the fitted ones with this step, starting at
+    # the multitask step (α = 1, c = 0), so that a noisy fit on a small dev set is averaged over
+    # epochs before it is acted on; 1 = the fit itself (the paper). The weights (line 11) move
+    # on the fitted α as before.
+    write_step: float = bounded(1.0, 0.0, 1.0, lo_open=True)
     steps: int = bounded(10, 0)  # s, α tuning steps
     optimizer: dict[str, Any] = _opt("SGD", 0.005, momentum=0.5)  # noqa: RUF009 - returns a field()
     dev_fraction: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # of the target dev set for α
