@@ -245,7 +245,7 @@ def test_relative_rule_is_continuous_where_the_target_scale_crosses_min_scale() 
 
 
 def _override_alpha(monkeypatch: pytest.MonkeyPatch, change) -> None:  # type: ignore[no-untyped-def]
-    import alphavil.methods.alphavil as method
+    import alphavil.methods.alphavil_fit as method
 
     real = method.solve_alpha
 

@@ -11,6 +11,7 @@ from alphavil.target_branch import (
     branch_starts,
     fit_alphas,
     full_alphas,
+    scaled_branch_objective,
     with_branch,
 )
 
@@ -41,6 +42,32 @@ def test_the_objective_in_z_has_the_chain_rule_gradient() -> None:
     loss, grad = vg(z.detach())
     torch.testing.assert_close(grad, z.grad)
     assert float(loss) == value(z.detach())
+
+
+def test_the_scaled_objective_has_the_chain_rule_gradient_and_s_1_is_the_branch() -> None:
+    # alphavil.step_scale: y = [z, s] at the factors s F(z); float64 autograd check, and at
+    # s = 1 the objective and z's gradient are the branch objective's
+    torch.manual_seed(1)
+    a = torch.randn(4, 4, dtype=torch.float64)
+    h, b = a @ a.T + torch.eye(4, dtype=torch.float64), torch.randn(4, dtype=torch.float64)
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x @ h @ x + b @ x
+
+    def value_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return f(x), h @ x + b
+
+    vg, value = scaled_branch_objective(value_and_grad, lambda x: float(f(x)), target=1)
+    y = torch.tensor([0.4, 0.2, 0.9, 0.6], dtype=torch.float64, requires_grad=True)
+    f(y[-1] * full_alphas(y[:-1], 1)).backward()
+    loss, grad = vg(y.detach())
+    torch.testing.assert_close(grad, y.grad)
+    assert float(loss) == value(y.detach())
+    branch_vg, _ = branch_objective(value_and_grad, lambda x: float(f(x)), target=1)
+    z = torch.tensor([0.4, 0.2, 0.9], dtype=torch.float64)
+    at_one, on_z = vg(torch.cat([z, torch.ones(1, dtype=torch.float64)])), branch_vg(z)
+    torch.testing.assert_close(at_one[0], on_z[0])
+    torch.testing.assert_close(at_one[1][:-1], on_z[1])
 
 
 def test_the_starts_are_multitask_single_task_and_the_joint_share() -> None:

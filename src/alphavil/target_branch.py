@@ -63,6 +63,26 @@ def branch_objective(
     return vg, lambda z: value(full_alphas(z, target))
 
 
+def scaled_branch_objective(
+    value_and_grad: ValueAndGrad, value: Value, target: int
+) -> tuple[ValueAndGrad, Value]:
+    """``alphavil.step_scale``: the objective over ``y = [z, s]`` at the factors
+    s · :func:`full_alphas` (z), so that the length of the step (s) is fitted apart from its
+    mix (c, α_a): otherwise the only way to shorten the step is to cut the auxiliary shares,
+    and a task whose share points where the target's does is cut for the length alone. The
+    gradient: ∂/∂z = s · (the chain rule of :func:`branch_objective`), ∂/∂s = F(z) · g."""
+
+    def vg(y: Tensor) -> tuple[Tensor, Tensor]:
+        z, s = y[:-1], y[-1]
+        f = full_alphas(z, target)
+        loss, g = value_and_grad(s * f)
+        gz = g[:-1].clone()
+        gz[target] = g[-1] - g[target]
+        return loss, torch.cat([s * gz, (f * g).sum().reshape(1)])
+
+    return vg, lambda y: value(y[-1] * full_alphas(y[:-1], target))
+
+
 def branch_starts(n_tasks: int, target: int) -> list[Tensor]:
     """Starting points for the fit: the multitask step (c = 0, α = 1), the single-task step
     (c = 1, α = 0) and the target's joint share alone (c = 0, α = 0)."""

@@ -168,3 +168,33 @@ def test_a_killed_run_with_averaged_factors_resumes_bit_identical(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert_resumes_bit_identical(tmp_path, monkeypatch, *BUDGET, *BRANCH, "alphavil.write_step=0.5")
+
+
+def test_a_fitted_step_scale_is_written_and_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``alphavil.step_scale``: s in [0, 1] recorded each epoch, the mix (c, α_aux) in the box,
+    the target whole; the run resumes bit-identically."""
+    lr = "train.optimizer={name='SGD', lr=2.0, momentum=0.9}"  # steps that overshoot
+    cfg = toy_config(tmp_path, *BUDGET, *BRANCH, "train.epochs=3", "alphavil.step_scale=true", lr)
+    execute(cfg, tmp_path / "run", show_progress=False)
+    records = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    for r in records:
+        assert 0.0 <= r["step_scale"] <= 1.0 and 0.0 <= r["target_alone"] <= 1.0
+        assert r["alpha"][cfg.train.target] == 1.0
+        assert len(r["alpha_fit"]["start"]) == len(r["alpha"]) + 1  # [z, s]
+    assert any(r["step_scale"] < 0.5 for r in records)  # the fit shortens an overshooting step
+    (tmp_path / "resume").mkdir()
+    assert_resumes_bit_identical(
+        tmp_path / "resume", monkeypatch, *BUDGET, *BRANCH, lr, "alphavil.step_scale=true"
+    )
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["alphavil.target_branch=false", "alphavil.write_step=0.5"],
+    ids=["no-branch", "averaged"],
+)
+def test_the_step_scale_is_an_option_of_the_branch_as_fitted(tmp_path: Path, override: str) -> None:
+    with pytest.raises(ConfigError, match=r"^alphavil\.step_scale: .*set step_scale = false$"):
+        toy_config(tmp_path, *BRANCH, "alphavil.step_scale=true", override)

@@ -11,30 +11,26 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from alphavil import distributed as dist
-from alphavil.alpha import AlphaFit, fit_alpha, target_loss_and_grad, target_loss_value
-from alphavil.alpha_box import solve_alpha_box
+from alphavil.alpha import AlphaFit, target_loss_and_grad, target_loss_value
 from alphavil.alpha_exact import (
     finite_or_inf,
     grid_check,
-    solve_alpha,
-    solve_alpha_newton,
-    start_candidates,
     target_loss_grad_hess,
 )
-from alphavil.config import build_optimizer
 from alphavil.deltas import delta, mix, norms, restore, snapshot, stack_deltas
+from alphavil.methods.alphavil_fit import solve_line9
 from alphavil.methods.alphavil_joint import joint_passes
 from alphavil.methods.base import Method
 from alphavil.target_branch import (
     blend_states,
     branch_objective,
-    branch_starts,
     full_alphas,
     with_branch,
 )
@@ -247,63 +243,29 @@ class AlphaVIL(Method):
         value_and_grad = target_loss_and_grad(self.loop.model, theta, deltas, dev, task)
         value = target_loss_value(self.loop.model, theta, deltas, dev, task)
         n, target = len(self.loop.tasks), self.loop.tasks.index(self.loop.target)
-        init = 1.0 if av.alpha_start == "sum" else 1.0 / n
         if self.loop.progress:
             what = f"{av.steps} steps" if av.alpha_solver == "sgd" else "solve"
             self.loop.progress.phase(f"alpha ({what})", force=True)
         full_value = value  # of the factors of every row of the stacked deltas
-        if self.branching:
-            value_and_grad, value = branch_objective(value_and_grad, value, target)
-            fit = solve_alpha_box(
-                value_and_grad,
-                branch_starts(n, target),
-                value=value,
-                lo=av.alpha_bounds[0],
-                hi=av.alpha_bounds[1],
-                tol=av.solver_tol,
-                max_passes=av.solver_passes,
-            )
-        elif av.alpha_solver == "sgd":
-            fit = fit_alpha(
-                value_and_grad,
-                n,
-                steps=av.steps,
-                optimizer=lambda p: build_optimizer(av.optimizer, p),
-                init=init,
-                value=value,
-            )
-        elif av.alpha_solver == "lbfgs" and av.alpha_bounds:
-            fit = solve_alpha_box(
-                value_and_grad,
-                start_candidates(n, target, init),
-                value=value,
-                lo=av.alpha_bounds[0],
-                hi=av.alpha_bounds[1],
-                tol=av.solver_tol,
-                max_passes=av.solver_passes,
-                fixed={target: 1.0} if av.target_alpha == "one" else None,
-            )
-        elif av.alpha_solver == "lbfgs":
-            fit = solve_alpha(
-                value_and_grad,
-                start_candidates(n, target, init),
-                value=value,
-                tol=av.solver_tol,
-                max_passes=av.solver_passes,
-            )
-        else:
-            fit = solve_alpha_newton(
-                target_loss_grad_hess(self.loop.model, theta, deltas, dev, task),
-                value,
-                start_candidates(n, target, init),
-                tol=av.solver_tol,
-                max_passes=av.solver_passes,
-            )
+        fit = solve_line9(
+            av,
+            value_and_grad,
+            value,
+            n,
+            target,
+            branching=self.branching,
+            grad_hess=lambda: target_loss_grad_hess(self.loop.model, theta, deltas, dev, task),
+        )
+        scale = 1.0  # alphavil.step_scale: the fit's last variable, the step's length
+        if self.branching and av.step_scale:
+            scale = float(fit.alphas[-1])
+            fit = replace(fit, alphas=fit.alphas[:-1])
         if self.fit_failed(fit):
             raise NonFiniteLossError(self.non_finite_cause(fit, full_value, deltas))
-        info: dict[str, Any] = {}
+        info: dict[str, Any] = {"step_scale": scale} if av.step_scale else {}
         if av.grid_points:
-            grid_alpha, grid_loss = grid_check(value, n, av.grid_points, *av.grid_range)
+            on_z = branch_objective(value_and_grad, value, target)[1] if self.branching else value
+            grid_alpha, grid_loss = grid_check(on_z, n, av.grid_points, *av.grid_range)
             info["alpha_grid"] = {
                 "points": av.grid_points,
                 "best_alpha": dict(zip(self.loop.tasks, grid_alpha.tolist(), strict=True)),
@@ -318,15 +280,17 @@ class AlphaVIL(Method):
         if self.branching:  # the fit's variable for the target is the branch's share c
             c = float(alphas[target])
             info["target_alone"] = c
-            restore(self.loop.model, mix(theta, deltas, full_alphas(alphas, target)))
+            restore(self.loop.model, mix(theta, deltas, scale * full_alphas(alphas, target)))
             alphas = alphas.clone()
             alphas[target] = 1.0  # the target's update is taken whole, (1 - c) + c
             evidence[target] = 1.0
         else:
             restore(self.loop.model, mix(theta, deltas, fitted))
         if self.shares is not None and av.updates == "joint":
-            self.shares.scale_state(alphas.tolist())  # the momentum of what was taken
+            self.shares.scale_state([a * scale for a in alphas.tolist()])  # what was taken
             if self.branching and self.alone is not None:
+                if scale != 1.0:
+                    self.alone.scale_state([scale])
                 blend = blend_states(
                     self.shares.task_state(target), self.alone.task_state(0), info["target_alone"]
                 )

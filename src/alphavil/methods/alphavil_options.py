@@ -62,6 +62,10 @@ class AlphaVILConfig:
     # in the joint pass, so that the branch differs from the target's joint share only by the
     # auxiliary tasks' company; "full" = the target's loss alone (single-task training's step).
     branch_scale: str = choice("share", "full", "share", before="full")
+    # Target branch only: also fit the step's length s in [0, 1] apart from its mix, writing
+    # θ + s((1 − c) δ_target + c δ_alone + Σ α_a δ_a) with the weights moving on α_a, so that a
+    # task is not cut to shorten the step (alphavil.target_branch.scaled_branch_objective).
+    step_scale: bool = False
     # Joint updates only: passes of joint steps (and of the target branch) between two α fits,
     # so that the fit weighs each task's update over several passes (ForkMerge's merge interval,
     # Jiang et al. 2023) rather than one; a loop epoch is then `passes` passes (scale
@@ -185,6 +189,12 @@ def check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
             "alphavil.target_branch: an option of joint updates with the box fit "
             f"(updates = 'joint', target_alpha = 'one'), got updates = {av.updates!r}, "
             f"target_alpha = {av.target_alpha!r}; set target_branch = false"
+        )
+    if av.step_scale and not (av.target_branch and av.write_step == 1):
+        raise ConfigError(
+            "alphavil.step_scale: an option of the target branch with the fit written as it "
+            f"is, got target_branch = {av.target_branch}, write_step = {av.write_step:g}; set "
+            "step_scale = false"
         )
     if av.passes > 1 and av.updates != "joint":
         raise ConfigError(
