@@ -1,0 +1,163 @@
+"""Few-label studies side by side (docs/fewlabel): per study folder, each configuration's mean
+target test accuracy per auxiliary kind, paired differences against one configuration, and the
+mean fitted α of αVIL's auxiliary tasks. The tables of docs/fewlabel/README.md are its output::
+
+    python -m alphavil.fewlabel_compare means STUDY --rows multitask alphavil
+    python -m alphavil.fewlabel_compare paired STUDY... --rows alphavil-joint --against alphavil
+    python -m alphavil.fewlabel_compare alpha STUDY... --row alphavil   # and c, s
+    python -m alphavil.fewlabel_compare bar STUDY... --row alphavil-w03
+
+Scores and paired bootstrap differences are :mod:`alphavil.fewlabel_report`'s; the target is
+read from the runs' configs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from alphavil.fewlabel_report import CONTROLS, Scores, paired_diff, scores, verdict
+from alphavil.report import collect_runs
+
+KINDS = ("coarse", "random", "related", "mixed")
+
+
+def study_scores(folder: Path) -> tuple[str, dict[str, dict[str, Scores]]]:
+    """A study folder's target and its scores table (:func:`alphavil.fewlabel_report.scores`)."""
+    runs = collect_runs(folder)
+    if not runs:
+        raise ValueError(f"{folder}: no completed runs")
+    targets = {r["config"].get("train", {}).get("target") for r in runs}
+    if len(targets) != 1 or None in targets:
+        raise ValueError(
+            f"{folder}: expected one target over the runs, got {sorted(map(str, targets))}"
+        )
+    target = str(targets.pop())
+    return target, scores(runs, target)
+
+
+def _mean(rows: Scores) -> float:
+    return sum(r["test"] for r in rows.values()) / len(rows)
+
+
+def _table(head: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
+
+
+def means(folder: Path, rows: list[str]) -> str:
+    """Mean test accuracy (seeds) per kind: the dev-tuned single-task row, then ``rows``."""
+    _, table = study_scores(folder)
+    single = table.get(CONTROLS, {}).get("single-tuned")
+    body = []
+    for kind in KINDS:
+        own = table.get(kind, {})
+        cells = [f"{_mean(own[r]):.2f} ({len(own[r])})" if r in own else "–" for r in rows]
+        first = f"{_mean(single):.2f} ({len(single)})" if single else "–"
+        body.append([kind, first, *cells])
+    return _table(["kind", "single (dev-tuned)", *rows], body)
+
+
+def paired(folders: list[Path], rows: list[str], against: str) -> str:
+    """Each row minus ``against`` per study and kind, paired by seed: test mean [95% bootstrap
+    CI] (seeds higher / seeds) and the mean dev difference."""
+    body = []
+    for folder in folders:
+        _, table = study_scores(folder)
+        for kind in KINDS:
+            own = table.get(kind, {})
+            cells = []
+            for r in rows:
+                if r not in own or against not in own or not set(own[r]) & set(own[against]):
+                    cells.append("–")
+                    continue
+                d = paired_diff(own[r], own[against])
+                seeds = [s for s in own[r] if s in own[against]]
+                dev = sum(own[r][s]["dev"] - own[against][s]["dev"] for s in seeds) / len(seeds)
+                ci = f" [{d['low']:+.2f}, {d['high']:+.2f}]" if d["n"] > 2 else ""
+                cells.append(f"{d['mean']:+.2f}{ci} ({d['wins']}/{d['n']}); dev {dev:+.2f}")
+            body.append(
+                [folder.parent.name if folder.name == "runs" else folder.name, kind, *cells]
+            )
+    return _table(["study", "kind", *(f"{r} − {against}" for r in rows)], body)
+
+
+def alpha_use(folders: list[Path], row: str) -> str:
+    """Mean fitted α of each auxiliary task over every epoch and seed of configuration ``row``
+    (the fitted factors: ``alpha_fitted`` where the run averages them), and the mean target
+    branch share c and step scale s where the runs record them."""
+    body = []
+    for folder in folders:
+        target, _ = study_scores(folder)
+        runs = collect_runs(folder)
+        cells = []
+        for kind in KINDS:
+            fitted: dict[str, list[float]] = {}
+            for run in (r for r in runs if r["label"] == f"{kind}.{row}"):
+                for line in (run["path"] / "metrics.jsonl").read_text().splitlines():
+                    rec: dict[str, Any] = json.loads(line)
+                    alphas = rec.get("alpha_fitted", rec.get("alpha", {}))
+                    for task, a in alphas.items():
+                        if task != target:
+                            fitted.setdefault(task, []).append(float(a))
+                    for key, name in (("target_alone", "c"), ("step_scale", "s")):
+                        if key in rec:
+                            fitted.setdefault(name, []).append(float(rec[key]))
+            cells.append(
+                ", ".join(f"{t} {statistics.mean(v):.2f}" for t, v in fitted.items()) or "–"
+            )
+        body.append([folder.parent.name if folder.name == "runs" else folder.name, *cells])
+    return _table(["study", *KINDS], body)
+
+
+def bar(folders: list[Path], row: str) -> str:
+    """The issue's bar for configuration ``row`` per study and kind
+    (:func:`alphavil.fewlabel_report.verdict`)."""
+    lines = []
+    for folder in folders:
+        _, table = study_scores(folder)
+        name = folder.parent.name if folder.name == "runs" else folder.name
+        lines += [f"* {name}, {verdict(table, kind, row)}" for kind in KINDS]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m alphavil.fewlabel_compare", description=__doc__.split("\n\n")[0]
+    )
+    sub = p.add_subparsers(dest="what", required=True)
+    m = sub.add_parser("means", help="mean test accuracy per kind")
+    m.add_argument("study", type=Path)
+    m.add_argument("--rows", nargs="+", required=True)
+    pd = sub.add_parser("paired", help="paired differences against one configuration")
+    pd.add_argument("studies", type=Path, nargs="+")
+    pd.add_argument("--rows", nargs="+", required=True)
+    pd.add_argument("--against", default="alphavil")
+    a = sub.add_parser("alpha", help="mean fitted α of the auxiliary tasks")
+    a.add_argument("studies", type=Path, nargs="+")
+    a.add_argument("--row", default="alphavil")
+    b = sub.add_parser("bar", help="the acceptance bar per kind")
+    b.add_argument("studies", type=Path, nargs="+")
+    b.add_argument("--row", default="alphavil")
+    args = p.parse_args(argv)
+    try:
+        if args.what == "means":
+            print(means(args.study, args.rows))
+        elif args.what == "paired":
+            print(paired(args.studies, args.rows, args.against))
+        elif args.what == "alpha":
+            print(alpha_use(args.studies, args.row))
+        else:
+            print(bar(args.studies, args.row))
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

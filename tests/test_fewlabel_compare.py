@@ -1,0 +1,68 @@
+"""Few-label studies side by side (:mod:`alphavil.fewlabel_compare`): means with the dev-tuned
+single-task row, paired differences, the fitted-α table and the bar, on hand-made runs with
+known scores; bad folders are one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from alphavil.fewlabel_compare import alpha_use, main, means, paired
+from tests.test_fewlabel_report import _run
+
+
+@pytest.fixture
+def study(tmp_path: Path) -> Path:
+    root = tmp_path / "study" / "runs"
+    for s in range(3):
+        _run(root, "single", "single", s, dev=80, test=84 + s)
+        _run(root, "single-lr0.1", "single", s, dev=90 if s == 0 else 70, test=70)
+        _run(root, "coarse.multitask", "multitask", s, dev=90, test=92)
+        _run(root, "coarse.alphavil", "alphavil", s, dev=91, test=91 + s)
+    for d in root.iterdir():  # the runs name their target, as real ones do
+        cfg = json.loads((d / "config.json").read_text())
+        cfg["train"]["target"] = "left"
+        (d / "config.json").write_text(json.dumps(cfg))
+    return root
+
+
+def test_means_pick_single_task_per_seed_on_dev(study: Path) -> None:
+    table = means(study, ["multitask", "alphavil"])
+    # single-tuned: seed 0 picks lr 0.1 (dev 90, test 70), seeds 1-2 the default lr (85, 86)
+    assert "| coarse | 80.33 (3) | 92.00 (3) | 92.00 (3) |" in table
+    assert "| random | 80.33 (3) | – | – |" in table
+
+
+def test_paired_differences_are_by_seed_with_the_dev_difference(study: Path) -> None:
+    table = paired([study], ["alphavil"], "multitask")
+    assert "| study | coarse | +0.00 [-1.00, +1.00] (1/3); dev +1.00 |" in table
+
+
+def test_alpha_table_reads_the_fitted_factors(study: Path) -> None:
+    run = study / "coarse.alphavil-s0"
+    recs = [
+        {"alpha": {"left": 1.0, "left_coarse": 0.2}},
+        {
+            "alpha": {"left": 1.0, "left_coarse": 0.9},
+            "alpha_fitted": {"left": 1.0, "left_coarse": 0.4},
+            "target_alone": 0.5,
+        },
+    ]
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    assert "| study | left_coarse 0.30, c 0.50 | – | – | – |" in alpha_use([study], "alphavil")
+
+
+def test_the_cli_prints_the_bar_and_refuses_an_empty_folder(
+    study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bar", str(study)]) == 0
+    assert (
+        "* study, coarse: alphavil 92.00 vs single 80.33, multitask 92.00"
+        in capsys.readouterr().out
+    )
+    (tmp_path / "empty").mkdir()
+    assert main(["means", str(tmp_path / "empty"), "--rows", "alphavil"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "no completed runs" in err
