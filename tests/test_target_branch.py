@@ -3,6 +3,8 @@ deltas' factors, the chain rule, the starts and the blended optimiser state."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from alphavil.target_branch import (
@@ -24,18 +26,27 @@ def test_fit_variables_map_to_the_rows_and_back() -> None:
     assert full[1] + full[-1] == 1.0  # the target's update is always taken whole
 
 
-def test_the_objective_in_z_has_the_chain_rule_gradient() -> None:
-    # a quadratic in the T + 1 factors; z's gradient checked against autograd in float64
-    torch.manual_seed(0)
+Quadratic = tuple[
+    Callable[[torch.Tensor], torch.Tensor],
+    Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+]
+
+
+def _quadratic(seed: int) -> Quadratic:
+    """A convex quadratic in the T + 1 = 4 factors and its (value, gradient), float64."""
+    torch.manual_seed(seed)
     a = torch.randn(4, 4, dtype=torch.float64)
     h, b = a @ a.T + torch.eye(4, dtype=torch.float64), torch.randn(4, dtype=torch.float64)
 
     def f(x: torch.Tensor) -> torch.Tensor:
         return 0.5 * x @ h @ x + b @ x
 
-    def value_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return f(x), h @ x + b
+    return f, lambda x: (f(x), h @ x + b)
 
+
+def test_the_objective_in_z_has_the_chain_rule_gradient() -> None:
+    # z's gradient checked against autograd in float64
+    f, value_and_grad = _quadratic(0)
     vg, value = branch_objective(value_and_grad, lambda x: float(f(x)), target=0)
     z = torch.tensor([0.4, 0.2, 0.9], dtype=torch.float64, requires_grad=True)
     f(full_alphas(z, 0)).backward()
@@ -47,16 +58,7 @@ def test_the_objective_in_z_has_the_chain_rule_gradient() -> None:
 def test_the_scaled_objective_has_the_chain_rule_gradient_and_s_1_is_the_branch() -> None:
     # alphavil.step_scale: y = [z, s] at the factors s F(z); float64 autograd check, and at
     # s = 1 the objective and z's gradient are the branch objective's
-    torch.manual_seed(1)
-    a = torch.randn(4, 4, dtype=torch.float64)
-    h, b = a @ a.T + torch.eye(4, dtype=torch.float64), torch.randn(4, dtype=torch.float64)
-
-    def f(x: torch.Tensor) -> torch.Tensor:
-        return 0.5 * x @ h @ x + b @ x
-
-    def value_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return f(x), h @ x + b
-
+    f, value_and_grad = _quadratic(1)
     vg, value = scaled_branch_objective(value_and_grad, lambda x: float(f(x)), target=1)
     y = torch.tensor([0.4, 0.2, 0.9, 0.6], dtype=torch.float64, requires_grad=True)
     f(y[-1] * full_alphas(y[:-1], 1)).backward()
