@@ -93,3 +93,25 @@ def test_gain_figure_is_drawn_from_study_folders(study: Path, tmp_path: Path) ->
     assert main([str(study), "--out", str(out), "--figure", str(study)]) == 0
     png = out / "gain_vs_budget.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_figure_keeps_configurations_measured_at_two_budgets(
+    study: Path, tmp_path: Path
+) -> None:
+    from alphavil.fewlabel_figure import gain_points
+
+    small = tmp_path / "n250"
+    for s in range(3):
+        _run(small, "single", "single", s, dev=80, test=60)
+        _run(small, "coarse.alphavil", "alphavil", s, dev=90, test=80)
+        _run(small, "coarse.pcgrad", "pcgrad", s, dev=90, test=81)  # one budget only
+    for d in small.iterdir():
+        cfg = json.loads((d / "config.json").read_text())
+        cfg["data"]["budget"]["target"] = 250
+        (d / "config.json").write_text(json.dumps(cfg))
+    points = gain_points([collect_runs(small), collect_runs(study)], "left")
+    assert set(points["coarse"]) == {"alphavil"}  # multitask and pcgrad have one budget each
+    assert [n for n, _ in points["coarse"]["alphavil"]] == [250, 1000]
+    assert points["coarse"]["alphavil"][0][1]["mean"] == pytest.approx(20.0)
+    alone = gain_points([collect_runs(small)], "left")  # one budget: every configuration
+    assert set(alone["coarse"]) == {"alphavil", "pcgrad"}

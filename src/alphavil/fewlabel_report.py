@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from alphavil.alpha_use import alpha_use
-from alphavil.plots import pyplot, save_figure
 from alphavil.report import bootstrap_ci, collect_runs
 from alphavil.runs import atomic_write
 
@@ -280,68 +279,6 @@ def format_report(runs: list[dict[str, Any]], target: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def budget_of(runs: list[dict[str, Any]]) -> int | None:
-    """The target's label budget N of a study folder's runs (None without a budget)."""
-    sizes = {(r["config"].get("data", {}).get("budget") or {}).get("target") for r in runs}
-    return sizes.pop() if len(sizes) == 1 else None
-
-
-def gain_figure(studies: list[list[dict[str, Any]]], target: str, path: Path) -> Path | None:
-    """Each configuration's gain over dev-tuned single-task (mean, 95% bootstrap CI) against the
-    target's label budget N, one panel per auxiliary kind; one study folder per budget."""
-    points: dict[str, dict[str, list[tuple[int, dict[str, Any]]]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
-    for runs in studies:
-        n, table = budget_of(runs), scores(runs, target)
-        controls = table.get(CONTROLS, {})
-        single = controls.get("single-tuned") or controls.get("single")
-        if n is None or not single:
-            continue
-        for kind, configs in table.items():
-            if kind == CONTROLS:
-                continue
-            for name, s in configs.items():
-                d = paired_diff(s, single)
-                if d["n"]:
-                    points[kind][name].append((n, d))
-    if not points:
-        return None
-    plt = pyplot()
-    kinds = [k for k in KIND_ORDER if k in points] + sorted(set(points) - set(KIND_ORDER))
-    names = sorted({name for kind in points.values() for name in kind})
-    colours = {name: f"C{i % 10}" for i, name in enumerate(names)}  # one colour per method
-    fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.6), squeeze=False)
-    for ax, kind in zip(axes[0], kinds, strict=True):
-        for name, pts in sorted(points[kind].items()):
-            pts.sort(key=lambda p: p[0])
-            xs = [p[0] for p in pts]
-            ys = [p[1]["mean"] for p in pts]
-            lo = [p[1]["mean"] - p[1]["low"] if not math.isnan(p[1]["low"]) else 0 for p in pts]
-            hi = [p[1]["high"] - p[1]["mean"] if not math.isnan(p[1]["high"]) else 0 for p in pts]
-            ax.errorbar(
-                xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=name, color=colours[name]
-            )
-        ax.axhline(0.0, color="grey", lw=0.8)
-        ax.set_xscale("log")
-        ax.set_title(f"auxiliary: {kind}")
-        ax.set_xlabel("target labels N")
-        ax.set_ylabel("test acc. − single-task (points)")
-    from matplotlib.lines import Line2D
-
-    proxies = [Line2D([], [], color=colours[n], marker="o") for n in names]
-    fig.legend(
-        proxies,
-        names,
-        loc="lower center",
-        ncol=min(len(names), 6),
-        fontsize=8,
-        bbox_to_anchor=(0.5, -0.12),
-    )
-    fig.suptitle("Gain over dev-tuned single-task, paired by seed (95% bootstrap CI)", y=1.03)
-    return save_figure(fig, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("runs", help="a study folder of run directories")
@@ -376,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write(out / "scores.json", lambda f: f.write(table.encode()))
     print(out / "report.md")
     if a.figure:
+        from alphavil.fewlabel_figure import gain_figure  # it builds on this module
+
         try:
             studies = [collect_runs(Path(d)) for d in a.figure]
         except ValueError as err:
