@@ -20,14 +20,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from alphavil.fewlabel_report import CONTROLS, Scores, paired_diff, scores, verdict
+from alphavil.fewlabel_report import CONTROLS, Scores, mean_score, paired_diff, scores, verdict
 from alphavil.report import collect_runs
 
 KINDS = ("coarse", "random", "related", "mixed")
 
 
-def study_scores(folder: Path) -> tuple[str, dict[str, dict[str, Scores]]]:
-    """A study folder's target and its scores table (:func:`alphavil.fewlabel_report.scores`)."""
+def _target_runs(folder: Path) -> tuple[str, list[dict[str, Any]]]:
+    """A study folder's completed runs and the one target they share."""
     runs = collect_runs(folder)
     if not runs:
         raise ValueError(f"{folder}: no completed runs")
@@ -36,12 +36,18 @@ def study_scores(folder: Path) -> tuple[str, dict[str, dict[str, Scores]]]:
         raise ValueError(
             f"{folder}: expected one target over the runs, got {sorted(map(str, targets))}"
         )
-    target = str(targets.pop())
+    return str(targets.pop()), runs
+
+
+def study_scores(folder: Path) -> tuple[str, dict[str, dict[str, Scores]]]:
+    """A study folder's target and its scores table (:func:`alphavil.fewlabel_report.scores`)."""
+    target, runs = _target_runs(folder)
     return target, scores(runs, target)
 
 
-def _mean(rows: Scores) -> float:
-    return sum(r["test"] for r in rows.values()) / len(rows)
+def _study_name(folder: Path) -> str:
+    """``docs/fewlabel/digits-n100/runs`` -> ``digits-n100``."""
+    return folder.parent.name if folder.name == "runs" else folder.name
 
 
 def _table(head: list[str], body: list[list[str]]) -> str:
@@ -56,8 +62,8 @@ def means(folder: Path, rows: list[str]) -> str:
     body = []
     for kind in KINDS:
         own = table.get(kind, {})
-        cells = [f"{_mean(own[r]):.2f} ({len(own[r])})" if r in own else "–" for r in rows]
-        first = f"{_mean(single):.2f} ({len(single)})" if single else "–"
+        cells = [f"{mean_score(own[r]):.2f} ({len(own[r])})" if r in own else "–" for r in rows]
+        first = f"{mean_score(single):.2f} ({len(single)})" if single else "–"
         body.append([kind, first, *cells])
     return _table(["kind", "single (dev-tuned)", *rows], body)
 
@@ -80,9 +86,7 @@ def paired(folders: list[Path], rows: list[str], against: str) -> str:
                 dev = sum(own[r][s]["dev"] - own[against][s]["dev"] for s in seeds) / len(seeds)
                 ci = f" [{d['low']:+.2f}, {d['high']:+.2f}]" if d["n"] > 2 else ""
                 cells.append(f"{d['mean']:+.2f}{ci} ({d['wins']}/{d['n']}); dev {dev:+.2f}")
-            body.append(
-                [folder.parent.name if folder.name == "runs" else folder.name, kind, *cells]
-            )
+            body.append([_study_name(folder), kind, *cells])
     return _table(["study", "kind", *(f"{r} − {against}" for r in rows)], body)
 
 
@@ -92,8 +96,7 @@ def alpha_use(folders: list[Path], row: str) -> str:
     branch share c and step scale s where the runs record them."""
     body = []
     for folder in folders:
-        target, _ = study_scores(folder)
-        runs = collect_runs(folder)
+        target, runs = _target_runs(folder)
         cells = []
         for kind in KINDS:
             fitted: dict[str, list[float]] = {}
@@ -110,7 +113,7 @@ def alpha_use(folders: list[Path], row: str) -> str:
             cells.append(
                 ", ".join(f"{t} {statistics.mean(v):.2f}" for t, v in fitted.items()) or "–"
             )
-        body.append([folder.parent.name if folder.name == "runs" else folder.name, *cells])
+        body.append([_study_name(folder), *cells])
     return _table(["study", *KINDS], body)
 
 
@@ -120,7 +123,7 @@ def bar(folders: list[Path], row: str) -> str:
     lines = []
     for folder in folders:
         _, table = study_scores(folder)
-        name = folder.parent.name if folder.name == "runs" else folder.name
+        name = _study_name(folder)
         lines += [f"* {name}, {verdict(table, kind, row)}" for kind in KINDS]
     return "\n".join(lines)
 

@@ -84,7 +84,8 @@ def paired_diff(a: Scores, b: Scores) -> dict[str, Any]:
     }
 
 
-def _mean(s: Scores, key: str = "test") -> float:
+def mean_score(s: Scores, key: str = "test") -> float:
+    """The mean of one score (test by default) over a configuration's seeds."""
     return statistics.fmean(v[key] for v in s.values()) if s else math.nan
 
 
@@ -103,9 +104,9 @@ def kind_rows(table: dict[str, dict[str, Scores]], kind: str) -> list[dict[str, 
         configs.get("multitask", {}),
     )
     rows = []
-    for name, s in sorted(configs.items(), key=lambda kv: -_mean(kv[1])):
+    for name, s in sorted(configs.items(), key=lambda kv: -mean_score(kv[1])):
         others = {m: o for m, o in table.get(kind, {}).items() if m != name}
-        best_other = max(others, key=lambda m: _mean(others[m]), default=None)
+        best_other = max(others, key=lambda m: mean_score(others[m]), default=None)
         values = [v["test"] for v in s.values()]
         rows.append(
             {
@@ -114,9 +115,9 @@ def kind_rows(table: dict[str, dict[str, Scores]], kind: str) -> list[dict[str, 
                 "seeds": len(s),
                 "test_mean": statistics.fmean(values),
                 "test_std": statistics.stdev(values) if len(values) > 1 else math.nan,
-                "dev_mean": _mean(s, "dev"),
-                "best_epoch": _mean(s, "epoch"),
-                "seconds": _mean(s, "seconds"),
+                "dev_mean": mean_score(s, "dev"),
+                "best_epoch": mean_score(s, "epoch"),
+                "seconds": mean_score(s, "seconds"),
                 "vs_single": paired_diff(s, single)
                 if name not in ("single", "single-tuned")
                 else None,
@@ -143,7 +144,11 @@ def verdict(table: dict[str, dict[str, Scores]], kind: str, method: str = "alpha
     def on(rows: Scores) -> Scores:
         return {k: v for k, v in rows.items() if k in seeds}
 
-    ours, s, m = _mean(on(own[method])), _mean(on(single)), _mean(on(own["multitask"]))
+    ours, s, m = (
+        mean_score(on(own[method])),
+        mean_score(on(single)),
+        mean_score(on(own["multitask"])),
+    )
     better, gap = max(s, m), abs(s - m)
     need = better if gap >= 2 else better - 0.3
     ok = "meets" if ours >= need else "misses"

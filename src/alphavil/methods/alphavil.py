@@ -272,8 +272,8 @@ class AlphaVIL(Method):
                 "best_loss": grid_loss,
                 "gap": float(fit.final_loss) - grid_loss if fit.final_loss is not None else None,
             }
-        fitted = self.averaged(fit.alphas, target)  # fit.alphas itself with write_step = 1
-        alphas = fitted.double()
+        written = self.averaged(fit.alphas, target)  # fit.alphas itself with write_step = 1
+        alphas = written.double()
         evidence = fit.alphas.double().clone()  # what the weights move on (line 11)
         if av.write_step < 1:
             info["alpha_fitted"] = dict(zip(self.loop.tasks, evidence.tolist(), strict=True))
@@ -285,7 +285,7 @@ class AlphaVIL(Method):
             alphas[target] = 1.0  # the target's update is taken whole, (1 - c) + c
             evidence[target] = 1.0
         else:
-            restore(self.loop.model, mix(theta, deltas, fitted))
+            restore(self.loop.model, mix(theta, deltas, written))
         if self.shares is not None and av.updates == "joint":
             self.shares.scale_state([a * scale for a in alphas.tolist()])  # what was taken
             if self.branching and self.alone is not None:
@@ -297,7 +297,7 @@ class AlphaVIL(Method):
                 self.shares.set_task_state(target, blend)
                 self.alone.set_task_state(0, blend)
         else:
-            self.reset_rejected(fitted)
+            self.reset_rejected(written)
         old = torch.tensor([self.loop.weights[t] for t in self.loop.tasks], dtype=torch.float64)
         w = move_weights(
             av.weight_rule,
