@@ -24,8 +24,9 @@ from alphavil.alpha_exact import (
     grid_check,
     target_loss_grad_hess,
 )
+from alphavil.alpha_shrink import folds
 from alphavil.deltas import delta, mix, norms, restore, snapshot, stack_deltas
-from alphavil.methods.alphavil_fit import solve_line9
+from alphavil.methods.alphavil_fit import shrunk_fit, solve_line9
 from alphavil.methods.alphavil_joint import joint_passes
 from alphavil.methods.base import Method
 from alphavil.target_branch import (
@@ -158,15 +159,20 @@ class AlphaVIL(Method):
 
     def alpha_dev_batches(self) -> list[tuple[Any, dict[str, Tensor]]]:
         """The target's dev batches for this epoch's α fit (a fresh random sample when
-        ``alphavil.dev_fraction < 1``)."""
-        av = self.loop.cfg.alphavil
+        ``alphavil.dev_fraction < 1``); with ``shrink_folds`` = K at most ⌈M/K⌉ examples each,
+        so that they can be dealt into K folds."""
+        av, loop = self.loop.cfg.alphavil, self.loop
         gen = self.loop.dev_generator if av.dev_fraction < 1.0 else None
+        size = loop.cfg.train.eval_batch_size
+        if av.shrink_folds:
+            m = max(1, round(av.dev_fraction * loop.data.num_examples("dev", loop.target)))
+            size = min(size, -(-m // av.shrink_folds))
         return [
             self.loop.inputs(b)
             for b in self.loop.data.eval_batches(
                 "dev",
                 [self.loop.target],
-                batch_size=self.loop.cfg.train.eval_batch_size,
+                batch_size=size,
                 fraction=av.dev_fraction,
                 generator=gen,
             )
@@ -263,6 +269,23 @@ class AlphaVIL(Method):
         if self.fit_failed(fit):
             raise NonFiniteLossError(self.non_finite_cause(fit, full_value, deltas))
         info: dict[str, Any] = {"step_scale": scale} if av.step_scale else {}
+        if av.shrink_folds:
+            info["alpha_fitted"] = dict(zip(self.loop.tasks, fit.alphas.tolist(), strict=True))
+            model = self.loop.model
+            shrunk, info["shrink"] = shrunk_fit(
+                av,
+                fit,
+                [[dev[i] for i in f] for f in folds(len(dev), av.shrink_folds)],
+                lambda ch: (
+                    target_loss_and_grad(model, theta, deltas, ch, task),
+                    target_loss_value(model, theta, deltas, ch, task),
+                    lambda: target_loss_grad_hess(model, theta, deltas, ch, task),
+                ),
+                n,
+                target,
+                branching=self.branching,
+            )
+            fit = replace(fit, alphas=shrunk)
         if av.grid_points:
             on_z = branch_objective(value_and_grad, value, target)[1] if self.branching else value
             grid_alpha, grid_loss = grid_check(on_z, n, av.grid_points, *av.grid_range)
@@ -275,7 +298,7 @@ class AlphaVIL(Method):
         written = self.averaged(fit.alphas, target)  # fit.alphas itself with write_step = 1
         alphas = written.double()
         evidence = fit.alphas.double().clone()  # what the weights move on (line 11)
-        if av.write_step < 1:
+        if av.write_step < 1 and "alpha_fitted" not in info:
             info["alpha_fitted"] = dict(zip(self.loop.tasks, evidence.tolist(), strict=True))
         if self.branching:  # the fit's variable for the target is the branch's share c
             c = float(alphas[target])

@@ -1,17 +1,21 @@
-"""Line 9 of αVIL's Algorithm 1 by ``[alphavil]``: which solver fits α, over which variables and
+"""Line 9 of αVIL's Algorithm 1 by ``[alphavil]``: which solver fits α, over which variables,
 from which starting points (:mod:`alphavil.alpha`, :mod:`alphavil.alpha_exact`,
-:mod:`alphavil.alpha_box`; the target branch's variables in :mod:`alphavil.target_branch`)."""
+:mod:`alphavil.alpha_box`; the target branch's variables in :mod:`alphavil.target_branch`) and,
+with ``shrink_folds``, how far toward the multitask step the fit is taken
+(:mod:`alphavil.alpha_shrink`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import Tensor
 
 from alphavil.alpha import AlphaFit, fit_alpha
 from alphavil.alpha_box import solve_alpha_box
 from alphavil.alpha_exact import solve_alpha, solve_alpha_newton, start_candidates
+from alphavil.alpha_shrink import best_strength, held_out_curve, shrink
 from alphavil.config import build_optimizer
 from alphavil.target_branch import (
     Value,
@@ -92,3 +96,50 @@ def solve_line9(
         tol=av.solver_tol,
         max_passes=av.solver_passes,
     )
+
+
+def multitask_point(n: int, target: int, *, branching: bool) -> Tensor:
+    """The fit's variables at the multitask step: every task's share whole (α = 1), and with
+    the target branch none of the branch (c = 0 in the target's coordinate)."""
+    ref = torch.ones(n, dtype=torch.float64)
+    if branching:
+        ref[target] = 0.0
+    return ref
+
+
+def shrunk_fit(
+    av: AlphaVILConfig,
+    fit: AlphaFit,
+    fold_chunks: Sequence[Sequence[Any]],
+    objective: Callable[[Sequence[Any]], tuple[ValueAndGrad, Value, Callable[[], object]]],
+    n: int,
+    target: int,
+    *,
+    branching: bool,
+) -> tuple[Tensor, dict[str, Any]]:
+    """``alphavil.shrink_folds``: the full-dev fit ``fit`` shrunk toward the multitask step by
+    the strength that minimises the held-out loss over the dev folds ``fold_chunks``
+    (:mod:`alphavil.alpha_shrink`). ``objective(chunks)`` gives the α objective, its
+    forward-only twin and the Newton builder over those dev chunks, as functions of the factors
+    of every row of the stacked deltas. Returns the written variables and what to log."""
+    ref = multitask_point(n, target, branching=branching)
+    fold_fits, held_out, sizes = [], [], []
+    for k, chunks in enumerate(fold_chunks):
+        rest = [c for j, f in enumerate(fold_chunks) if j != k for c in f]
+        vg, value, gh = objective(rest)
+        z = solve_line9(av, vg, value, n, target, branching=branching, grad_hess=gh).alphas
+        _, hold, _ = objective(chunks)
+        if branching:
+            hold = branch_objective(vg, hold, target)[1]
+        fold_fits.append(z.detach().double())
+        held_out.append(hold)
+        sizes.append(sum(len(next(iter(y.values()))) for _, y in chunks))
+    grid = sorted(av.shrink_grid)
+    curve = held_out_curve(ref, fold_fits, held_out, sizes, grid)
+    lam = best_strength(grid, curve)
+    written = shrink(ref, fit.alphas.detach().double(), lam)
+    return written, {
+        "strength": lam,
+        "held_out_loss": dict(zip(map(str, grid), curve, strict=True)),
+        "fold_sizes": sizes,
+    }

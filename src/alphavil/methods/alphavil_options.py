@@ -76,6 +76,12 @@ class AlphaVILConfig:
     # epochs before it is acted on; 1 = the fit itself (the paper). The weights (line 11) move
     # on the fitted α as before.
     write_step: float = bounded(1.0, 0.0, 1.0, lo_open=True)
+    # Line 9 on a small dev set: 0 = off; K >= 2 = shrink the fit toward the multitask step
+    # (α = 1, c = 0) by the strength in shrink_grid that minimises the held-out dev loss of fits
+    # made without each of K dev folds (alphavil.alpha_shrink); the shrunk factors are the fit's
+    # answer (written, and what the weights move on). Costs K more fits per epoch.
+    shrink_folds: int = bounded(0, 0)
+    shrink_grid: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
     steps: int = bounded(10, 0)  # s, α tuning steps
     optimizer: dict[str, Any] = _opt("SGD", 0.005, momentum=0.5)  # noqa: RUF009 - returns a field()
     dev_fraction: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # of the target dev set for α
@@ -201,6 +207,18 @@ def check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
             f"alphavil.passes: several passes per fit are an option of joint updates, got "
             f"passes = {av.passes} with updates = {av.updates!r}; set passes = 1 or "
             "updates = 'joint'"
+        )
+    if av.shrink_folds == 1:
+        raise ConfigError("alphavil.shrink_folds: must be 0 (off) or >= 2 folds, got 1")
+    grid = av.shrink_grid
+    if not grid or not all(isinstance(g, int | float) and 0 <= g <= 1 for g in grid):
+        raise ConfigError(
+            f"alphavil.shrink_grid: expected a non-empty list of strengths in [0, 1], got {grid}"
+        )
+    if av.shrink_folds and av.step_scale:
+        raise ConfigError(
+            "alphavil.shrink_folds: not an option with step_scale (the step's length is not "
+            "shrunk); set shrink_folds = 0 or step_scale = false"
         )
     lo_hi = av.grid_range
     if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:
