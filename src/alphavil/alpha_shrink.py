@@ -25,9 +25,10 @@ from torch import Tensor
 
 
 def shrink(ref: Tensor, fitted: Tensor, strength: float) -> Tensor:
-    """``ref + strength · (fitted − ref)``: the point a fraction ``strength`` of the way from the
-    reference to the fit (inside any box that holds both, the box being convex)."""
-    return ref + strength * (fitted - ref)
+    """``(1 − strength) · ref + strength · fitted``: the point a fraction ``strength`` of the way
+    from the reference to the fit (inside any box that holds both, the box being convex); the
+    ends are ``ref`` and ``fitted`` exactly."""
+    return (1 - strength) * ref + strength * fitted
 
 
 def held_out_curve(
