@@ -10,7 +10,14 @@ import pytest
 import torch
 from torch import Tensor
 
-from alphavil.alpha_shrink import best_strength, folds, held_out_curve, shrink
+from alphavil.alpha_shrink import (
+    best_strength,
+    fold_losses,
+    folds,
+    held_out_curve,
+    shrink,
+    standard_errors,
+)
 from alphavil.methods.alphavil_fit import multitask_point, shrunk_fit, solve_line9
 from alphavil.methods.alphavil_options import AlphaVILConfig
 
@@ -38,7 +45,7 @@ def test_the_held_out_curve_is_the_size_weighted_mean_of_the_fold_losses() -> No
     fits = [torch.tensor([1.0], dtype=torch.float64), torch.tensor([3.0], dtype=torch.float64)]
     centres, sizes = [2.0, -1.0], [3, 1]
     losses = [lambda z, c=c: float((z[0] - c) ** 2) for c in centres]
-    curve = held_out_curve(ref, fits, losses, sizes, GRID)
+    curve = held_out_curve(fold_losses(ref, fits, losses, GRID), sizes)
     for lam, got in zip(GRID, curve, strict=True):
         want = (3 * (lam * 1.0 - 2.0) ** 2 + 1 * (lam * 3.0 + 1.0) ** 2) / 4
         assert got == pytest.approx(want, abs=1e-12)
@@ -50,13 +57,29 @@ def test_ties_and_non_finite_losses_go_to_the_multitask_step() -> None:
     assert best_strength([1.0, 0.5, 0.0], [2.0, 2.0, 2.0]) == 0.0
     assert best_strength([0.0, 1.0], [float("inf"), float("inf")]) == 0.0
     ref = torch.zeros(1, dtype=torch.float64)
-    curve = held_out_curve(
+    per_fold = fold_losses(
         ref, [torch.ones(1, dtype=torch.float64)], [lambda z: float("nan") if z[0] > 0 else 1.0],
-        [4], [0.0, 1.0],
+        [0.0, 1.0],
     )  # fmt: skip
-    assert curve == [1.0, float("inf")]
-    with pytest.raises(ValueError, match="one fit, loss and size per fold"):
-        held_out_curve(ref, [], [], [], GRID)
+    assert per_fold == [[1.0], [float("inf")]]
+    assert held_out_curve(per_fold, [4]) == [1.0, float("inf")]
+    with pytest.raises(ValueError, match="one fit and loss per fold"):
+        fold_losses(ref, [], [], GRID)
+
+
+def test_the_one_standard_error_rule_takes_the_smallest_strength_within_one_se() -> None:
+    """Fold losses by strength (rows) and fold (columns): the minimum at λ = 1 (mean 1.0,
+    sd over the folds 0.2, SE 0.2 / √4 = 0.1); λ = 0.5 (mean 1.08) is within it, λ = 0 (1.2)
+    is not."""
+    per_fold = [[1.2, 1.2, 1.2, 1.2], [1.08, 1.08, 1.08, 1.08], [0.8, 1.2, 0.8, 1.2]]
+    grid = [0.0, 0.5, 1.0]
+    curve = held_out_curve(per_fold, [5, 5, 5, 5])
+    se = standard_errors(per_fold)
+    sd = (4 * 0.2**2 / 3) ** 0.5
+    assert se == pytest.approx([0.0, 0.0, sd / 2], abs=1e-12)
+    assert best_strength(grid, curve) == 1.0
+    assert best_strength(grid, curve, se) == 0.5
+    assert standard_errors([[1.0], [1.0, float("inf")]]) == [float("inf"), float("inf")]
 
 
 def quadratic(points: Tensor) -> Any:

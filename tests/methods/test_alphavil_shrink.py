@@ -17,13 +17,17 @@ BASE = ("train.method=alphavil", "train.threads=1", *TOY_BUDGET)
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.mark.parametrize("branch", [True, False], ids=["branch", "no-branch"])
+@pytest.mark.parametrize(
+    ("branch", "rule"),
+    [(True, "min"), (False, "min"), (True, "one_se")],
+    ids=["branch", "no-branch", "one-se"],
+)
 def test_written_factors_are_the_fit_shrunk_by_the_recorded_strength(
-    tmp_path: Path, branch: bool
+    tmp_path: Path, branch: bool, rule: str
 ) -> None:
     cfg = toy_config(
         tmp_path, *BASE, "train.epochs=3", "alphavil.shrink_folds=3",
-        f"alphavil.target_branch={str(branch).lower()}",
+        f"alphavil.target_branch={str(branch).lower()}", f"alphavil.shrink_rule={rule}",
     )  # fmt: skip
     execute(cfg, tmp_path / "run", show_progress=False)
     target = cfg.train.target
@@ -39,7 +43,9 @@ def test_written_factors_are_the_fit_shrunk_by_the_recorded_strength(
             "0.75",
             "1.0",
         ]
-        assert curve[str(lam)] == min(curve.values())
+        best = min(curve, key=lambda g: (curve[g], float(g)))
+        slack = r["shrink"]["standard_error"][best] if rule == "one_se" else 0.0
+        assert lam == min(float(g) for g, v in curve.items() if v <= curve[best] + slack)
         assert sum(r["shrink"]["fold_sizes"]) == 16  # every dev example once (TOY_BUDGET)
         for t, a in fitted.items():
             ref = 0.0 if branch and t == target else 1.0

@@ -15,7 +15,13 @@ from torch import Tensor
 from alphavil.alpha import AlphaFit, fit_alpha
 from alphavil.alpha_box import solve_alpha_box
 from alphavil.alpha_exact import solve_alpha, solve_alpha_newton, start_candidates
-from alphavil.alpha_shrink import best_strength, held_out_curve, shrink
+from alphavil.alpha_shrink import (
+    best_strength,
+    fold_losses,
+    held_out_curve,
+    shrink,
+    standard_errors,
+)
 from alphavil.config import build_optimizer
 from alphavil.target_branch import (
     Value,
@@ -135,11 +141,13 @@ def shrunk_fit(
         held_out.append(hold)
         sizes.append(sum(len(next(iter(y.values()))) for _, y in chunks))
     grid = sorted(av.shrink_grid)
-    curve = held_out_curve(ref, fold_fits, held_out, sizes, grid)
-    lam = best_strength(grid, curve)
+    per_fold = fold_losses(ref, fold_fits, held_out, grid)
+    curve, se = held_out_curve(per_fold, sizes), standard_errors(per_fold)
+    lam = best_strength(grid, curve, se if av.shrink_rule == "one_se" else None)
     written = shrink(ref, fit.alphas.detach().double(), lam)
     return written, {
         "strength": lam,
         "held_out_loss": dict(zip(map(str, grid), curve, strict=True)),
+        "standard_error": dict(zip(map(str, grid), se, strict=True)),
         "fold_sizes": sizes,
     }

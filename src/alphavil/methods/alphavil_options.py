@@ -82,6 +82,9 @@ class AlphaVILConfig:
     # answer (written, and what the weights move on). Costs K more fits per epoch.
     shrink_folds: int = bounded(0, 0)
     shrink_grid: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+    # "min": the strength of least held-out loss; "one_se": the smallest within one standard
+    # error (over the folds) of it, so the fit must beat its own noise to leave multitask.
+    shrink_rule: str = choice("min", "min", "one_se")
     steps: int = bounded(10, 0)  # s, α tuning steps
     optimizer: dict[str, Any] = _opt("SGD", 0.005, momentum=0.5)  # noqa: RUF009 - returns a field()
     dev_fraction: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # of the target dev set for α
