@@ -41,7 +41,11 @@ RELATIVE: dict[str, Rule] = {
     "relative": lambda w, a, t: update_weights_relative(w, a, t),
     "average": lambda w, a, t: update_weights_average(w, a, t),
 }
-ALL: dict[str, Rule] = {**RELATIVE, "additive": lambda w, a, t: update_weights(w, a)}
+ALL: dict[str, Rule] = {
+    **RELATIVE,
+    "additive": lambda w, a, t: update_weights(w, a),
+    "fixed": lambda w, a, t: w.clone(),
+}
 
 
 @pytest.mark.parametrize("rule", ALL)
@@ -141,3 +145,9 @@ def test_move_weights_names_the_rules_on_a_bad_one() -> None:
     w = torch.ones(2, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"'mean' is not one of 'additive', 'relative', 'average'"):
         move_weights("mean", w, w, 0)
+
+
+def test_the_fixed_rule_leaves_the_weights_and_returns_a_copy() -> None:
+    w = torch.tensor([1.0, 0.4, 0.7], dtype=torch.float64)
+    new = move_weights("fixed", w, torch.tensor([0.2, 0.0, 1.0], dtype=torch.float64), 0)
+    assert torch.equal(new, w) and new.data_ptr() != w.data_ptr()

@@ -10,7 +10,9 @@ Both move a weight by the whole of one epoch's evidence, and a weight at the flo
 its task's update is then ~0, so α can no longer measure it. On a small dev set one noisy epoch
 sends a useful auxiliary task to the floor for good (docs/fewlabel). The average rule moves each
 auxiliary weight a step η towards the epoch's clipped ratio α_t / α_target, so a weight is an
-exponential average of the evidence and comes back when the evidence does.
+exponential average of the evidence and comes back when the evidence does. The fixed rule
+leaves the weights alone: each epoch's α then acts once (line 10) and is not carried into the
+next epoch's losses.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-WEIGHT_RULES = ("additive", "relative", "average")
+WEIGHT_RULES = ("additive", "relative", "average", "fixed")
 
 
 def update_weights(weights: Tensor, alphas: Tensor, *, floor: float = 1e-6) -> Tensor:
@@ -127,11 +129,14 @@ def move_weights(
     cap: float = 1.0,
 ) -> Tensor:
     """Line 11 by ``rule`` (one of :data:`WEIGHT_RULES`): :func:`update_weights` (the paper),
-    :func:`update_weights_relative` or :func:`update_weights_average`."""
+    :func:`update_weights_relative`, :func:`update_weights_average`, or ``"fixed"``: line 11
+    off, the weights stay where they are (a copy), so only line 10's mix acts on the tasks."""
     if rule == "additive":
         return update_weights(weights, alphas, floor=floor)
     if rule == "relative":
         return update_weights_relative(weights, alphas, target, floor=floor, cap=cap)
     if rule == "average":
         return update_weights_average(weights, alphas, target, step=step, floor=floor, cap=cap)
+    if rule == "fixed":
+        return weights.clone()
     raise ValueError(f"weight rule {rule!r} is not one of {', '.join(map(repr, WEIGHT_RULES))}")

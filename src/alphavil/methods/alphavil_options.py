@@ -108,6 +108,7 @@ class AlphaVILConfig:
     # (alphavil.task_weights).
     # "average" = w_t moves a step `weight_step` towards clip(α_t/α_target, 0, weight_cap) × the
     # target's weight (an exponential average of the evidence; never stuck at the floor).
+    # "fixed" = line 11 off: the weights stay, each epoch's α acts only through line 10.
     weight_rule: str = choice("average", *WEIGHT_RULES, before="additive")
     weight_cap: float = bounded(1.0, 0.0, lo_open=True)
     weight_step: float = bounded(0.3, 0.0, 1.0, lo_open=True)
