@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from alphavil.fewlabel_compare import alpha_use, main, means, paired
+from alphavil.fewlabel_compare import alpha_use, final_weights, main, means, paired
 from tests.test_fewlabel_report import _run
 
 
@@ -52,6 +52,19 @@ def test_alpha_table_reads_the_fitted_factors(study: Path) -> None:
     ]
     (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
     assert "| study | left_coarse 0.30, c 0.50 | – | – | – |" in alpha_use([study], "alphavil")
+    # the factors written back: 0.2 and 0.9
+    assert "| study | left_coarse 0.55, c 0.50 | – | – | – |" in alpha_use(
+        [study], "alphavil", written=True
+    )
+
+
+def test_weights_table_averages_the_final_auxiliary_weights(study: Path) -> None:
+    for s, w in enumerate((0.2, 0.4, 0.9)):
+        path = study / f"coarse.alphavil-s{s}" / "summary.json"
+        summary = json.loads(path.read_text())
+        summary["final_weights"] = {"left": 1.0, "left_coarse": w}
+        path.write_text(json.dumps(summary))
+    assert "| study | left_coarse 0.50 | – | – | – |" in final_weights([study], "alphavil")
 
 
 def test_the_cli_prints_the_bar_and_refuses_an_empty_folder(

@@ -1,10 +1,12 @@
 """Few-label studies side by side (docs/fewlabel): per study folder, each configuration's mean
-target test accuracy per auxiliary kind, paired differences against one configuration, and the
-mean fitted α of αVIL's auxiliary tasks. The tables of docs/fewlabel/README.md are its output::
+target test accuracy per auxiliary kind, paired differences against one configuration, the
+mean fitted α of αVIL's auxiliary tasks and their final weights. The tables of
+docs/fewlabel/README.md are its output::
 
     python -m alphavil.fewlabel_compare means STUDY --rows multitask alphavil
     python -m alphavil.fewlabel_compare paired STUDY... --rows alphavil-joint --against alphavil
     python -m alphavil.fewlabel_compare alpha STUDY... --row alphavil   # and c, s
+    python -m alphavil.fewlabel_compare weights STUDY... --row alphavil # line 11's end point
     python -m alphavil.fewlabel_compare bar STUDY... --row alphavil-w03
 
 Scores and paired bootstrap differences are :mod:`alphavil.fewlabel_report`'s; the target is
@@ -90,10 +92,11 @@ def paired(folders: list[Path], rows: list[str], against: str) -> str:
     return _table(["study", "kind", *(f"{r} − {against}" for r in rows)], body)
 
 
-def alpha_use(folders: list[Path], row: str) -> str:
+def alpha_use(folders: list[Path], row: str, *, written: bool = False) -> str:
     """Mean fitted α of each auxiliary task over every epoch and seed of configuration ``row``
-    (the fitted factors: ``alpha_fitted`` where the run averages them), and the mean target
-    branch share c and step scale s where the runs record them."""
+    (the fitted factors: ``alpha_fitted`` where the run averages or shrinks them; with
+    ``written`` the factors written back), and the mean target branch share c (as written) and
+    step scale s where the runs record them."""
     body = []
     for folder in folders:
         target, runs = _target_runs(folder)
@@ -103,7 +106,9 @@ def alpha_use(folders: list[Path], row: str) -> str:
             for run in (r for r in runs if r["label"] == f"{kind}.{row}"):
                 for line in (run["path"] / "metrics.jsonl").read_text().splitlines():
                     rec: dict[str, Any] = json.loads(line)
-                    alphas = rec.get("alpha_fitted", rec.get("alpha", {}))
+                    alphas = rec.get("alpha", {})
+                    if not written:
+                        alphas = rec.get("alpha_fitted", alphas)
                     for task, a in alphas.items():
                         if task != target:
                             fitted.setdefault(task, []).append(float(a))
@@ -112,6 +117,26 @@ def alpha_use(folders: list[Path], row: str) -> str:
                             fitted.setdefault(name, []).append(float(rec[key]))
             cells.append(
                 ", ".join(f"{t} {statistics.mean(v):.2f}" for t, v in fitted.items()) or "–"
+            )
+        body.append([_study_name(folder), *cells])
+    return _table(["study", *KINDS], body)
+
+
+def final_weights(folders: list[Path], row: str) -> str:
+    """Mean final task weight (line 11, the target's is 1) of each auxiliary task over the
+    seeds of configuration ``row``, per study and kind."""
+    body = []
+    for folder in folders:
+        target, runs = _target_runs(folder)
+        cells = []
+        for kind in KINDS:
+            weights: dict[str, list[float]] = {}
+            for run in (r for r in runs if r["label"] == f"{kind}.{row}"):
+                for task, w in run["summary"].get("final_weights", {}).items():
+                    if task != target:
+                        weights.setdefault(task, []).append(float(w))
+            cells.append(
+                ", ".join(f"{t} {statistics.mean(v):.2f}" for t, v in weights.items()) or "–"
             )
         body.append([_study_name(folder), *cells])
     return _table(["study", *KINDS], body)
@@ -143,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("alpha", help="mean fitted α of the auxiliary tasks")
     a.add_argument("studies", type=Path, nargs="+")
     a.add_argument("--row", default="alphavil")
+    a.add_argument("--written", action="store_true", help="the factors written back (line 10)")
+    w = sub.add_parser("weights", help="mean final weight of the auxiliary tasks")
+    w.add_argument("studies", type=Path, nargs="+")
+    w.add_argument("--row", default="alphavil")
     b = sub.add_parser("bar", help="the acceptance bar per kind")
     b.add_argument("studies", type=Path, nargs="+")
     b.add_argument("--row", default="alphavil")
@@ -153,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.what == "paired":
             print(paired(args.studies, args.rows, args.against))
         elif args.what == "alpha":
-            print(alpha_use(args.studies, args.row))
+            print(alpha_use(args.studies, args.row, written=args.written))
+        elif args.what == "weights":
+            print(final_weights(args.studies, args.row))
         else:
             print(bar(args.studies, args.row))
     except (OSError, ValueError) as err:
