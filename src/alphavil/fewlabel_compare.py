@@ -19,6 +19,7 @@ import argparse
 import json
 import statistics
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,54 +93,55 @@ def paired(folders: list[Path], rows: list[str], against: str) -> str:
     return _table(["study", "kind", *(f"{r} − {against}" for r in rows)], body)
 
 
+Values = Callable[[dict[str, Any], str], Iterator[tuple[str, float]]]
+
+
+def _mean_table(folders: list[Path], row: str, values: Values) -> str:
+    """Per study and kind, the mean of each named value that ``values(run, target)`` yields
+    over the runs of configuration ``row``."""
+    body = []
+    for folder in folders:
+        target, runs = _target_runs(folder)
+        cells = []
+        for kind in KINDS:
+            seen: dict[str, list[float]] = {}
+            for run in (r for r in runs if r["label"] == f"{kind}.{row}"):
+                for name, v in values(run, target):
+                    seen.setdefault(name, []).append(v)
+            cells.append(", ".join(f"{t} {statistics.mean(v):.2f}" for t, v in seen.items()) or "–")
+        body.append([_study_name(folder), *cells])
+    return _table(["study", *KINDS], body)
+
+
 def alpha_use(folders: list[Path], row: str, *, written: bool = False) -> str:
     """Mean fitted α of each auxiliary task over every epoch and seed of configuration ``row``
     (the fitted factors: ``alpha_fitted`` where the run averages or shrinks them; with
     ``written`` the factors written back), and the mean target branch share c (as written) and
     step scale s where the runs record them."""
-    body = []
-    for folder in folders:
-        target, runs = _target_runs(folder)
-        cells = []
-        for kind in KINDS:
-            fitted: dict[str, list[float]] = {}
-            for run in (r for r in runs if r["label"] == f"{kind}.{row}"):
-                for line in (run["path"] / "metrics.jsonl").read_text().splitlines():
-                    rec: dict[str, Any] = json.loads(line)
-                    alphas = rec.get("alpha", {})
-                    if not written:
-                        alphas = rec.get("alpha_fitted", alphas)
-                    for task, a in alphas.items():
-                        if task != target:
-                            fitted.setdefault(task, []).append(float(a))
-                    for key, name in (("target_alone", "c"), ("step_scale", "s")):
-                        if key in rec:
-                            fitted.setdefault(name, []).append(float(rec[key]))
-            cells.append(
-                ", ".join(f"{t} {statistics.mean(v):.2f}" for t, v in fitted.items()) or "–"
+
+    def values(run: dict[str, Any], target: str) -> Iterator[tuple[str, float]]:
+        for line in (run["path"] / "metrics.jsonl").read_text().splitlines():
+            rec: dict[str, Any] = json.loads(line)
+            alphas = (
+                rec.get("alpha", {}) if written else rec.get("alpha_fitted", rec.get("alpha", {}))
             )
-        body.append([_study_name(folder), *cells])
-    return _table(["study", *KINDS], body)
+            yield from ((t, float(a)) for t, a in alphas.items() if t != target)
+            for key, name in (("target_alone", "c"), ("step_scale", "s")):
+                if key in rec:
+                    yield name, float(rec[key])
+
+    return _mean_table(folders, row, values)
 
 
 def final_weights(folders: list[Path], row: str) -> str:
     """Mean final task weight (line 11, the target's is 1) of each auxiliary task over the
     seeds of configuration ``row``, per study and kind."""
-    body = []
-    for folder in folders:
-        target, runs = _target_runs(folder)
-        cells = []
-        for kind in KINDS:
-            weights: dict[str, list[float]] = {}
-            for run in (r for r in runs if r["label"] == f"{kind}.{row}"):
-                for task, w in run["summary"].get("final_weights", {}).items():
-                    if task != target:
-                        weights.setdefault(task, []).append(float(w))
-            cells.append(
-                ", ".join(f"{t} {statistics.mean(v):.2f}" for t, v in weights.items()) or "–"
-            )
-        body.append([_study_name(folder), *cells])
-    return _table(["study", *KINDS], body)
+
+    def values(run: dict[str, Any], target: str) -> Iterator[tuple[str, float]]:
+        weights = run["summary"].get("final_weights", {})
+        yield from ((t, float(w)) for t, w in weights.items() if t != target)
+
+    return _mean_table(folders, row, values)
 
 
 def bar(folders: list[Path], row: str) -> str:
