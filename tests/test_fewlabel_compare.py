@@ -48,12 +48,15 @@ def test_alpha_table_reads_the_fitted_factors(study: Path) -> None:
             "alpha": {"left": 1.0, "left_coarse": 0.9},
             "alpha_fitted": {"left": 1.0, "left_coarse": 0.4},
             "target_alone": 0.5,
+            "shrink": {"strength": 0.25},
         },
     ]
     (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
-    assert "| study | left_coarse 0.30, c 0.50 | – | – | – |" in alpha_use([study], "alphavil")
+    assert "| study | left_coarse 0.30, c 0.50, λ 0.25 | – | – | – |" in alpha_use(
+        [study], "alphavil"
+    )
     # the factors written back: 0.2 and 0.9
-    assert "| study | left_coarse 0.55, c 0.50 | – | – | – |" in alpha_use(
+    assert "| study | left_coarse 0.55, c 0.50, λ 0.25 | – | – | – |" in alpha_use(
         [study], "alphavil", written=True
     )
 

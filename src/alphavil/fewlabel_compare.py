@@ -116,8 +116,8 @@ def _mean_table(folders: list[Path], row: str, values: Values) -> str:
 def alpha_use(folders: list[Path], row: str, *, written: bool = False) -> str:
     """Mean fitted α of each auxiliary task over every epoch and seed of configuration ``row``
     (the fitted factors: ``alpha_fitted`` where the run averages or shrinks them; with
-    ``written`` the factors written back), and the mean target branch share c (as written) and
-    step scale s where the runs record them."""
+    ``written`` the factors written back), and the mean target branch share c (as written),
+    step scale s and shrinkage strength λ where the runs record them."""
 
     def values(run: dict[str, Any], target: str) -> Iterator[tuple[str, float]]:
         for line in (run["path"] / "metrics.jsonl").read_text().splitlines():
@@ -129,6 +129,8 @@ def alpha_use(folders: list[Path], row: str, *, written: bool = False) -> str:
             for key, name in (("target_alone", "c"), ("step_scale", "s")):
                 if key in rec:
                     yield name, float(rec[key])
+            if "shrink" in rec:  # alphavil.shrink_folds: the cross-validated strength
+                yield "λ", float(rec["shrink"]["strength"])
 
     return _mean_table(folders, row, values)
 
