@@ -20,6 +20,7 @@ from alphavil.alpha_shrink import (
 )
 from alphavil.methods.alphavil_fit import multitask_point, shrunk_fit, solve_line9
 from alphavil.methods.alphavil_options import AlphaVILConfig
+from alphavil.schema import ConfigError
 
 GRID = [0.0, 0.25, 0.5, 0.75, 1.0]
 
@@ -163,3 +164,12 @@ def test_a_fit_every_fold_repeats_is_kept_and_pure_noise_is_dropped(branching: b
     fit = solve_line9(av, vg, value, n, target, branching=branching, grad_hess=lambda: None)
     written, info = shrunk_fit(av, fit, fold_chunks, objective, n, target, branching=branching)
     assert info["strength"] == 0.0 and torch.equal(written, ref)
+
+
+def test_one_dev_fold_is_a_one_line_refusal() -> None:
+    av = AlphaVILConfig()
+    objective = quadratic(torch.ones(1, 2, dtype=torch.float64))
+    vg, value, _ = objective(chunks_of(1, 1))
+    fit = solve_line9(av, vg, value, 2, 0, branching=False, grad_hess=lambda: None)
+    with pytest.raises(ConfigError, match=r"^alphavil\.shrink_folds: the dev set gives 1 fold"):
+        shrunk_fit(av, fit, [chunks_of(1, 1)], objective, 2, 0, branching=False)

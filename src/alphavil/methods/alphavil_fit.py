@@ -23,6 +23,7 @@ from alphavil.alpha_shrink import (
     standard_errors,
 )
 from alphavil.config import build_optimizer
+from alphavil.schema import ConfigError
 from alphavil.target_branch import (
     Value,
     ValueAndGrad,
@@ -128,6 +129,11 @@ def shrunk_fit(
     (:mod:`alphavil.alpha_shrink`). ``objective(chunks)`` gives the α objective, its
     forward-only twin and the Newton builder over those dev chunks, as functions of the factors
     of every row of the stacked deltas. Returns the written variables and what to log."""
+    if len(fold_chunks) < 2:
+        raise ConfigError(
+            f"alphavil.shrink_folds: the dev set gives {len(fold_chunks)} fold(s); "
+            "cross-validation needs at least 2 dev examples; set shrink_folds = 0"
+        )
     ref = multitask_point(n, target, branching=branching)
     fold_fits, held_out, sizes = [], [], []
     for k, chunks in enumerate(fold_chunks):
