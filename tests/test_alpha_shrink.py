@@ -18,9 +18,10 @@ from alphavil.alpha_shrink import (
     shrink,
     standard_errors,
 )
-from alphavil.methods.alphavil_fit import multitask_point, shrunk_fit, solve_line9
+from alphavil.methods.alphavil_fit import shrunk_fit, solve_line9
 from alphavil.methods.alphavil_options import AlphaVILConfig
 from alphavil.schema import ConfigError
+from alphavil.target_branch import multitask_point
 
 GRID = [0.0, 0.25, 0.5, 0.75, 1.0]
 

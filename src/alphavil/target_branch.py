@@ -83,11 +83,19 @@ def scaled_branch_objective(
     return vg, lambda y: value(y[-1] * full_alphas(y[:-1], target))
 
 
+def multitask_point(n_tasks: int, target: int, *, branching: bool = True) -> Tensor:
+    """The fit's variables at the multitask step: every task's share whole (α = 1), and with
+    the target branch none of the branch (c = 0 in the target's coordinate)."""
+    point = torch.ones(n_tasks, dtype=torch.float64)
+    if branching:
+        point[target] = 0.0
+    return point
+
+
 def branch_starts(n_tasks: int, target: int) -> list[Tensor]:
     """Starting points for the fit: the multitask step (c = 0, α = 1), the single-task step
     (c = 1, α = 0) and the target's joint share alone (c = 0, α = 0)."""
-    multitask = torch.ones(n_tasks, dtype=torch.float64)
-    multitask[target] = 0.0
+    multitask = multitask_point(n_tasks, target)
     single = torch.zeros(n_tasks, dtype=torch.float64)
     single[target] = 1.0
     return [multitask, single, torch.zeros(n_tasks, dtype=torch.float64)]

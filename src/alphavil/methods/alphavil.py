@@ -33,6 +33,7 @@ from alphavil.target_branch import (
     blend_states,
     branch_objective,
     full_alphas,
+    multitask_point,
     with_branch,
 )
 from alphavil.task_shares import ShareAdam, ShareSGD, share_deltas, share_optimizer
@@ -269,8 +270,9 @@ class AlphaVIL(Method):
         if self.fit_failed(fit):
             raise NonFiniteLossError(self.non_finite_cause(fit, full_value, deltas))
         info: dict[str, Any] = {"step_scale": scale} if av.step_scale else {}
-        if av.shrink_folds:
+        if av.shrink_folds or av.write_step < 1:  # the fit before shrinking or averaging
             info["alpha_fitted"] = dict(zip(self.loop.tasks, fit.alphas.tolist(), strict=True))
+        if av.shrink_folds:
             model = self.loop.model
             shrunk, info["shrink"] = shrunk_fit(
                 av,
@@ -298,8 +300,6 @@ class AlphaVIL(Method):
         written = self.averaged(fit.alphas, target)  # fit.alphas itself with write_step = 1
         alphas = written.double()
         evidence = fit.alphas.double().clone()  # what the weights move on (line 11)
-        if av.write_step < 1 and "alpha_fitted" not in info:
-            info["alpha_fitted"] = dict(zip(self.loop.tasks, evidence.tolist(), strict=True))
         if self.branching:  # the fit's variable for the target is the branch's share c
             c = float(alphas[target])
             info["target_alone"] = c
@@ -361,9 +361,7 @@ class AlphaVIL(Method):
         if step >= 1:
             return fitted
         if self.written is None:
-            self.written = torch.ones(len(fitted), dtype=torch.float64)
-            if self.branching:
-                self.written[target] = 0.0
+            self.written = multitask_point(len(fitted), target, branching=self.branching)
         self.written = (1 - step) * self.written + step * fitted.double()
         return self.written.clone()
 

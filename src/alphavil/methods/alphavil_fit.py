@@ -29,6 +29,7 @@ from alphavil.target_branch import (
     ValueAndGrad,
     branch_objective,
     branch_starts,
+    multitask_point,
     scaled_branch_objective,
 )
 
@@ -105,15 +106,6 @@ def solve_line9(
     )
 
 
-def multitask_point(n: int, target: int, *, branching: bool) -> Tensor:
-    """The fit's variables at the multitask step: every task's share whole (α = 1), and with
-    the target branch none of the branch (c = 0 in the target's coordinate)."""
-    ref = torch.ones(n, dtype=torch.float64)
-    if branching:
-        ref[target] = 0.0
-    return ref
-
-
 def shrunk_fit(
     av: AlphaVILConfig,
     fit: AlphaFit,
@@ -140,9 +132,9 @@ def shrunk_fit(
         rest = [c for j, f in enumerate(fold_chunks) if j != k for c in f]
         vg, value, gh = objective(rest)
         z = solve_line9(av, vg, value, n, target, branching=branching, grad_hess=gh).alphas
-        _, hold, _ = objective(chunks)
-        if branching:
-            hold = branch_objective(vg, hold, target)[1]
+        vg_hold, hold, _ = objective(chunks)
+        if branching:  # held out as a function of the fit's variables, as z is
+            hold = branch_objective(vg_hold, hold, target)[1]
         fold_fits.append(z.detach().double())
         held_out.append(hold)
         sizes.append(sum(len(next(iter(y.values()))) for _, y in chunks))
