@@ -13,6 +13,7 @@ from torch import Tensor
 
 from alphavil.task_weights import (
     WEIGHT_RULES,
+    loss_scales,
     move_weights,
     update_weights,
     update_weights_average,
@@ -151,3 +152,19 @@ def test_the_fixed_rule_leaves_the_weights_and_returns_a_copy() -> None:
     w = torch.tensor([1.0, 0.4, 0.7], dtype=torch.float64)
     new = move_weights("fixed", w, torch.tensor([0.2, 0.0, 1.0], dtype=torch.float64), 0)
     assert torch.equal(new, w) and new.data_ptr() != w.data_ptr()
+
+
+def test_loss_scales_are_the_weighted_mean_or_relative_to_the_target() -> None:
+    w = {"main": 2.0, "aux": 1.0, "noise": 0.5}
+    assert loss_scales(w, "main", "mean") == pytest.approx(
+        {"main": 2 / 3.5, "aux": 1 / 3.5, "noise": 0.5 / 3.5}
+    )
+    assert loss_scales(w, "main", "target") == {"main": 1.0, "aux": 0.5, "noise": 0.25}
+    assert sum(loss_scales(w, "aux", "mean").values()) == pytest.approx(1.0)
+
+
+def test_loss_scales_refuse_a_bad_rule_and_a_zero_target_weight() -> None:
+    with pytest.raises(ValueError, match="'sum' is not one of 'mean', 'target'"):
+        loss_scales({"main": 1.0}, "main", "sum")
+    with pytest.raises(ValueError, match="target's weight must be > 0"):
+        loss_scales({"main": 0.0, "aux": 1.0}, "main", "target")

@@ -21,6 +21,23 @@ import torch
 from torch import Tensor
 
 WEIGHT_RULES = ("additive", "relative", "average", "fixed")
+LOSS_SCALES = ("mean", "target")
+
+
+def loss_scales(weights: dict[str, float], target: str, rule: str) -> dict[str, float]:
+    """Each task's loss scale in αVIL's updates from its weight (``alphavil.loss_scale``):
+    ``"mean"`` = w_t / Σw (the paper's §3: the weighted mean, so that T equal weights give every
+    task 1/T of a single-task step); ``"target"`` = w_t / w_target, the target's loss at the scale
+    of single-task training and each auxiliary task's added at its weight relative to the
+    target's (the weighted sum that LibMTL, PCGrad or ForkMerge step on)."""
+    if rule == "mean":
+        total = sum(weights.values())
+        return {t: w / total for t, w in weights.items()}
+    if rule == "target":
+        if not weights[target] > 0:
+            raise ValueError(f"the target's weight must be > 0, got {weights[target]}")
+        return {t: w / weights[target] for t, w in weights.items()}
+    raise ValueError(f"loss scale {rule!r} is not one of {', '.join(map(repr, LOSS_SCALES))}")
 
 
 def update_weights(weights: Tensor, alphas: Tensor, *, floor: float = 1e-6) -> Tensor:

@@ -114,3 +114,38 @@ def test_joint_updates_reproduce_the_pinned_metrics_exactly(tmp_path: Path) -> N
     for new, old in zip(records, golden, strict=True):
         for key, value in old.items():
             assert new[key] == value, (new["epoch"], key)
+
+
+@pytest.mark.parametrize("budget", [(), BUDGET], ids=["shared-inputs", "budget-joint-steps"])
+def test_target_loss_scale_with_alpha_one_is_summed_multitask_training(
+    tmp_path: Path, budget: tuple[str, ...]
+) -> None:
+    # loss_scale = "target" with equal weights: every task's loss at scale 1, the sum of the
+    # losses. With α ≡ 1 that is multitask training (the mean of T losses) at T times the lr
+    # (SGD with momentum, no weight decay, is linear in the loss scale)
+    tasks = ["main", "helper", "noise"]
+    common = (*budget, "train.epochs=2", "train.threads=1", f"train.tasks={tasks}")
+    n = len(tasks)
+    execute(
+        toy_config(
+            tmp_path, *common, "train.method=multitask",
+            f"train.optimizer={{name='SGD', lr={0.1 * n!r}, momentum=0.9}}",
+        ),
+        tmp_path / "mt",
+        show_progress=False,
+    )  # fmt: skip
+    summed = toy_config(
+        tmp_path, *common, *JOINT, "alphavil.alpha_solver=sgd", "alphavil.steps=0",
+        "alphavil.alpha_bounds=[]", "alphavil.weight_rule=fixed", "alphavil.loss_scale=target",
+    )  # fmt: skip
+    execute(summed, tmp_path / "summed", show_progress=False)
+    records = read_jsonl(tmp_path / "summed" / "metrics.jsonl")
+    assert set(records[0]["alpha"]) == set(tasks)
+    a, b = _final_model(tmp_path / "mt"), _final_model(tmp_path / "summed")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_target_loss_scale_refuses_the_additive_rule(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"alphavil\.loss_scale: 'target' divides"):
+        toy_config(tmp_path, *JOINT, "alphavil.loss_scale=target", "alphavil.weight_rule=additive")

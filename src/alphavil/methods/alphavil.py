@@ -37,7 +37,7 @@ from alphavil.target_branch import (
     with_branch,
 )
 from alphavil.task_shares import ShareAdam, ShareSGD, share_deltas, share_optimizer
-from alphavil.task_weights import all_at_floor, move_weights
+from alphavil.task_weights import all_at_floor, loss_scales, move_weights
 from alphavil.training import NonFiniteLossError
 
 
@@ -83,11 +83,11 @@ class AlphaVIL(Method):
         self,
     ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, float]]:
         """Lines 3-6 with ``updates = "joint"``: one pass (``alphavil.passes``) of multitask
-        steps from θ (each step's
-        loss Σ_t (w_t/Σw) L_t over the tasks it holds), δ_t = task t's share of the realised
-        update (:mod:`alphavil.task_shares`), so that θ + Σ_t δ_t is where the pass
-        ended. Floating-point buffers (batch-norm statistics) change along the one trajectory;
-        every task's δ carries that change (mixed convexly: α = 1 and α = e_t both give it).
+        steps from θ (each step's loss Σ_t s_t L_t over the tasks it holds, s_t by
+        ``loss_scale``), δ_t = task t's share of the realised update
+        (:mod:`alphavil.task_shares`), so that θ + Σ_t δ_t is where the pass ended.
+        Floating-point buffers (batch-norm statistics) change along the one trajectory; every
+        task's δ carries that change (mixed convexly: α = 1 and α = e_t both give it).
 
         With ``target_branch`` the same batches are replayed from θ with the target's rows and
         loss alone (:mod:`alphavil.target_branch`) and its delta is appended as row T + 1.
@@ -96,8 +96,7 @@ class AlphaVIL(Method):
         theta = snapshot(loop.model)
         opt = self.share_optimizer()
         opt.reset_shares()
-        total_w = sum(loop.weights.values())
-        scales = {t: loop.weights[t] / total_w for t in loop.tasks}
+        scales = loss_scales(loop.weights, loop.target, av.loss_scale)
         batch_order = loop.generator.get_state()
         losses = joint_passes(loop, opt, loop.tasks, scales, "joint updates", av.passes)
         deltas = share_deltas(loop.model, theta, opt)
@@ -130,7 +129,7 @@ class AlphaVIL(Method):
         if av.updates == "joint":
             return self.collect_joint_deltas()
         theta = snapshot(loop.model)
-        total_w = sum(loop.weights.values())
+        scales = loss_scales(loop.weights, loop.target, av.loss_scale)
         task_deltas, task_losses = [], {}
         split = av.parallel_deltas and dist.world_size() > 1
         for i, t in enumerate(loop.tasks):
@@ -139,7 +138,7 @@ class AlphaVIL(Method):
             mine = not split or i % dist.world_size() == dist.rank()
             if mine:
                 task_losses[t] = loop.train_steps(
-                    opt, [t], {t: loop.weights[t] / total_w}, av.rho, f"delta {t}", shard=not split
+                    opt, [t], {t: scales[t]}, av.rho, f"delta {t}", shard=not split
                 )
                 task_deltas.append(delta(loop.model, theta))
             else:
@@ -231,7 +230,8 @@ class AlphaVIL(Method):
         """Algorithm 1, one epoch.
 
         Lines 3-6: from the same θ, each task t trains on a ρ-sample of its data with loss
-        (w_t / Σw)·L_t, giving δ_t = θ_t − θ. Lines 8-9: α minimises the target's dev loss at
+        s_t·L_t (s_t = w_t / Σw, or w_t / w_target with ``loss_scale = "target"``), giving
+        δ_t = θ_t − θ. Lines 8-9: α minimises the target's dev loss at
         θ + Σ α_t δ_t, by ``steps`` optimiser steps from α = 1 (``alpha_solver = "sgd"``, the
         paper) or solved for (``"lbfgs"``, :mod:`alphavil.alpha_exact`). Line 10: that point is
         written back. Line 11: the task weights move (:mod:`alphavil.task_weights`).

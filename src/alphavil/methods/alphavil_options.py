@@ -62,6 +62,11 @@ class AlphaVILConfig:
     # in the joint pass, so that the branch differs from the target's joint share only by the
     # auxiliary tasks' company; "full" = the target's loss alone (single-task training's step).
     branch_scale: str = choice("share", "full", "share", before="full")
+    # Each task's loss scale in the updates (lines 3-6; alphavil.task_weights.loss_scales):
+    # "mean" = w_t / Σw (the paper: T equal weights give the target 1/T of a single-task step);
+    # "target" = w_t / w_target (the target at single-task scale, each auxiliary task added at
+    # its weight relative to the target's: the weighted sum other MTL methods step on).
+    loss_scale: str = choice("mean", "mean", "target")
     # Target branch only: also fit the step's length s in [0, 1] apart from its mix, writing
     # θ + s((1 − c) δ_target + c δ_alone + Σ α_a δ_a) with the weights moving on α_a, so that a
     # task is not cut to shorten the step (alphavil.target_branch.scaled_branch_objective).
@@ -211,6 +216,12 @@ def check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
             f"alphavil.passes: several passes per fit are an option of joint updates, got "
             f"passes = {av.passes} with updates = {av.updates!r}; set passes = 1 or "
             "updates = 'joint'"
+        )
+    if av.loss_scale == "target" and av.weight_rule == "additive":
+        raise ConfigError(
+            "alphavil.loss_scale: 'target' divides by the target's weight, which the additive "
+            "rule can drive to the floor; use weight_rule = 'average', 'relative' or 'fixed', "
+            "or loss_scale = 'mean'"
         )
     if av.shrink_folds == 1:
         raise ConfigError("alphavil.shrink_folds: must be 0 (off) or >= 2 folds, got 1")
