@@ -18,15 +18,11 @@ import torch
 from torch import Tensor
 
 from alphavil import distributed as dist
-from alphavil.alpha import AlphaFit, target_loss_and_grad, target_loss_value
-from alphavil.alpha_exact import (
-    finite_or_inf,
-    grid_check,
-    target_loss_grad_hess,
-)
+from alphavil.alpha import AlphaFit
+from alphavil.alpha_exact import finite_or_inf, grid_check
 from alphavil.alpha_shrink import folds
 from alphavil.deltas import delta, mix, norms, restore, snapshot, stack_deltas
-from alphavil.methods.alphavil_fit import shrunk_fit, solve_line9
+from alphavil.methods.alphavil_fit import line9_objective, shrunk_fit, solve_line9
 from alphavil.methods.alphavil_joint import joint_passes
 from alphavil.methods.base import Method
 from alphavil.target_branch import (
@@ -246,9 +242,8 @@ class AlphaVIL(Method):
         t1 = time.perf_counter()
         dev = self.alpha_dev_batches()
         self.loop.model.eval()  # α is fitted on the deterministic (eval-mode) network
-        task = self.loop.task_map[self.loop.target]
-        value_and_grad = target_loss_and_grad(self.loop.model, theta, deltas, dev, task)
-        value = target_loss_value(self.loop.model, theta, deltas, dev, task)
+        task, model = self.loop.task_map[self.loop.target], self.loop.model
+        value_and_grad, value, grad_hess = line9_objective(av, model, theta, deltas, dev, task)
         n, target = len(self.loop.tasks), self.loop.tasks.index(self.loop.target)
         if self.loop.progress:
             what = f"{av.steps} steps" if av.alpha_solver == "sgd" else "solve"
@@ -261,7 +256,7 @@ class AlphaVIL(Method):
             n,
             target,
             branching=self.branching,
-            grad_hess=lambda: target_loss_grad_hess(self.loop.model, theta, deltas, dev, task),
+            grad_hess=grad_hess,
         )
         scale = 1.0  # alphavil.step_scale: the fit's last variable, the step's length
         if self.branching and av.step_scale:
@@ -273,16 +268,11 @@ class AlphaVIL(Method):
         if av.shrink_folds or av.write_step < 1:  # the fit before shrinking or averaging
             info["alpha_fitted"] = dict(zip(self.loop.tasks, fit.alphas.tolist(), strict=True))
         if av.shrink_folds:
-            model = self.loop.model
             shrunk, info["shrink"] = shrunk_fit(
                 av,
                 fit,
                 [[dev[i] for i in f] for f in folds(len(dev), av.shrink_folds)],
-                lambda ch: (
-                    target_loss_and_grad(model, theta, deltas, ch, task),
-                    target_loss_value(model, theta, deltas, ch, task),
-                    lambda: target_loss_grad_hess(model, theta, deltas, ch, task),
-                ),
+                lambda ch: line9_objective(av, model, theta, deltas, ch, task),
                 n,
                 target,
                 branching=self.branching,

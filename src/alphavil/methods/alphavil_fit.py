@@ -12,9 +12,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from alphavil.alpha import AlphaFit, fit_alpha
+from alphavil.alpha import AlphaFit, fit_alpha, target_loss_and_grad, target_loss_value
 from alphavil.alpha_box import solve_alpha_box
-from alphavil.alpha_exact import solve_alpha, solve_alpha_newton, start_candidates
+from alphavil.alpha_exact import (
+    solve_alpha,
+    solve_alpha_newton,
+    start_candidates,
+    target_loss_grad_hess,
+)
 from alphavil.alpha_shrink import (
     best_strength,
     fold_losses,
@@ -23,6 +28,7 @@ from alphavil.alpha_shrink import (
     standard_errors,
 )
 from alphavil.config import build_optimizer
+from alphavil.dev_calibration import calibrated_objective
 from alphavil.schema import ConfigError
 from alphavil.target_branch import (
     Value,
@@ -34,7 +40,37 @@ from alphavil.target_branch import (
 )
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from alphavil.methods.alphavil_options import AlphaVILConfig
+    from alphavil.tasks import Task
+
+
+def line9_objective(
+    av: AlphaVILConfig,
+    model: nn.Module,
+    theta: dict[str, Tensor],
+    deltas: dict[str, Tensor],
+    dev: Sequence[Any],
+    task: Task,
+) -> tuple[ValueAndGrad, Value, Callable[[], object]]:
+    """Line 9's objective over the dev chunks ``dev`` as a function of the factors of every row
+    of the stacked deltas: its value and gradient, its value alone, and the builder of its
+    Hessian (Newton). ``fit_loss = "calibrated"``: the dev loss after temperature scaling
+    (:mod:`alphavil.dev_calibration`), which has no Hessian builder."""
+    if av.fit_loss == "calibrated":
+        if task.kind != "classification":
+            raise ConfigError(
+                f"alphavil.fit_loss: 'calibrated' is for a classification target; "
+                f"{task.name!r} is {task.kind}; set fit_loss = 'plain'"
+            )
+        vg, value = calibrated_objective(model, theta, deltas, dev, task)
+        return vg, value, lambda: None
+    return (
+        target_loss_and_grad(model, theta, deltas, dev, task),
+        target_loss_value(model, theta, deltas, dev, task),
+        lambda: target_loss_grad_hess(model, theta, deltas, dev, task),
+    )
 
 
 def solve_line9(

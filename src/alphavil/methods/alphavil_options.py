@@ -90,6 +90,11 @@ class AlphaVILConfig:
     # "min": the strength of least held-out loss; "one_se": the smallest within one standard
     # error (over the folds) of it, so the fit must beat its own noise to leave multitask.
     shrink_rule: str = choice("min", "min", "one_se")
+    # Line 9's dev loss: "plain" = the target's dev loss at θ + Σ α δ (the paper); "calibrated"
+    # = that loss after temperature scaling, the temperature re-fitted at every α, so that a
+    # step which only makes the network more confident is not cut (alphavil.dev_calibration;
+    # classification targets, alpha_solver "lbfgs" or "sgd").
+    fit_loss: str = choice("plain", "plain", "calibrated")
     steps: int = bounded(10, 0)  # s, α tuning steps
     optimizer: dict[str, Any] = _opt("SGD", 0.005, momentum=0.5)  # noqa: RUF009 - returns a field()
     dev_fraction: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # of the target dev set for α
@@ -216,6 +221,11 @@ def check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
             f"alphavil.passes: several passes per fit are an option of joint updates, got "
             f"passes = {av.passes} with updates = {av.updates!r}; set passes = 1 or "
             "updates = 'joint'"
+        )
+    if av.fit_loss == "calibrated" and av.alpha_solver == "newton":
+        raise ConfigError(
+            "alphavil.fit_loss: 'calibrated' has no Hessian for alpha_solver = 'newton'; use "
+            "alpha_solver = 'lbfgs' or 'sgd', or fit_loss = 'plain'"
         )
     if av.loss_scale == "target" and av.weight_rule == "additive":
         raise ConfigError(
