@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from alphavil.fewlabel_compare import alpha_use, final_weights, main, means, paired
+from alphavil.fewlabel_compare import alpha_use, curve, final_weights, main, means, paired
 from tests.test_fewlabel_report import _run
 
 
@@ -82,3 +82,20 @@ def test_the_cli_prints_the_bar_and_refuses_an_empty_folder(
     assert main(["means", str(tmp_path / "empty"), "--rows", "alphavil"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "no completed runs" in err
+
+
+def test_curve_averages_a_metrics_value_per_epoch_over_the_seeds(study: Path) -> None:
+    for s in range(3):
+        recs = [
+            {"epoch": e, "alpha": {"left": 1.0 - 0.1 * e - 0.1 * s}, "dev": {"left": {"loss": e}}}
+            for e in range(1, 6)
+        ]
+        path = study / f"coarse.alphavil-s{s}" / "metrics.jsonl"
+        path.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    table = curve([study], "coarse.alphavil", ["alpha.left", "dev.left.loss"], every=2)
+    # epochs 1, 3, 5; the seeds' mean of 1 - 0.1 e - 0.1 s is 0.9 - 0.1 e
+    assert "| study | value (seeds) | e1 | e3 | e5 |" in table
+    assert "| study | alpha.left (3) | 0.80 | 0.60 | 0.40 |" in table
+    assert "| study | dev.left.loss (3) | 1.00 | 3.00 | 5.00 |" in table
+    with pytest.raises(ValueError, match="no completed runs labelled 'nope'"):
+        curve([study], "nope", ["alpha.left"])

@@ -8,6 +8,7 @@ docs/fewlabel/README.md are its output::
     python -m alphavil.fewlabel_compare alpha STUDY... --row alphavil   # and c, s
     python -m alphavil.fewlabel_compare weights STUDY... --row alphavil # line 11's end point
     python -m alphavil.fewlabel_compare bar STUDY... --row alphavil-w03
+    python -m alphavil.fewlabel_compare curve STUDY... --label alphavil-T1 --keys alpha.left
 
 Scores and paired bootstrap differences are :mod:`alphavil.fewlabel_report`'s; the target is
 read from the runs' configs.
@@ -157,6 +158,44 @@ def bar(folders: list[Path], row: str) -> str:
     return "\n".join(lines)
 
 
+def _lookup(rec: dict[str, Any], key: str) -> float | None:
+    """``rec["dev"]["left"]["loss"]`` for ``"dev.left.loss"``; None where a part is missing."""
+    node: Any = rec
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return float(node) if isinstance(node, int | float) else None
+
+
+def curve(folders: list[Path], label: str, keys: list[str], every: int = 3) -> str:
+    """Per study and key, the mean over the seeds of runs labelled ``label`` of a metrics value
+    (a dotted path into each epoch's record, e.g. ``alpha.left`` or ``dev.left.loss``) at
+    epochs 1, 1 + every, ... and the last."""
+    body, epochs_seen = [], set()
+    rows: list[tuple[str, str, dict[int, float]]] = []
+    for folder in folders:
+        runs = [r for r in collect_runs(folder) if r["label"] == label]
+        if not runs:
+            raise ValueError(f"{folder}: no completed runs labelled {label!r}")
+        for key in keys:
+            per: dict[int, list[float]] = {}
+            for run in runs:
+                for line in (run["path"] / "metrics.jsonl").read_text().splitlines():
+                    rec = json.loads(line)
+                    v = _lookup(rec, key)
+                    if v is not None and "epoch" in rec:
+                        per.setdefault(int(rec["epoch"]), []).append(v)
+            means = {e: statistics.fmean(v) for e, v in per.items()}
+            rows.append((_study_name(folder), f"{key} ({len(runs)})", means))
+            epochs_seen |= set(means)
+    last = max(epochs_seen, default=1)
+    cols = sorted({e for e in epochs_seen if (e - 1) % every == 0} | {last})
+    for study, key, means in rows:
+        body.append([study, key, *(f"{means[e]:.2f}" if e in means else "–" for e in cols)])
+    return _table(["study", "value (seeds)", *(f"e{e}" for e in cols)], body)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m alphavil.fewlabel_compare", description=__doc__.split("\n\n")[0]
@@ -179,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("bar", help="the acceptance bar per kind")
     b.add_argument("studies", type=Path, nargs="+")
     b.add_argument("--row", default="alphavil")
+    c = sub.add_parser("curve", help="per-epoch mean of a metrics value over a row's seeds")
+    c.add_argument("studies", type=Path, nargs="+")
+    c.add_argument("--label", required=True, help="a run label, e.g. coarse.alphavil")
+    c.add_argument("--keys", nargs="+", required=True, help="e.g. alpha.left dev.left.loss")
+    c.add_argument("--every", type=int, default=3, help="print every k-th epoch (and the last)")
     args = p.parse_args(argv)
     try:
         if args.what == "means":
@@ -189,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             print(alpha_use(args.studies, args.row, written=args.written))
         elif args.what == "weights":
             print(final_weights(args.studies, args.row))
+        elif args.what == "curve":
+            print(curve(args.studies, args.label, args.keys, args.every))
         else:
             print(bar(args.studies, args.row))
     except (OSError, ValueError) as err:
