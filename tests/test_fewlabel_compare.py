@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from alphavil.fewlabel_compare import alpha_use, curve, final_weights, main, means, paired
+from alphavil.fewlabel_compare import (
+    alpha_use,
+    curve,
+    dev_pick,
+    final_weights,
+    main,
+    means,
+    paired,
+)
 from tests.test_fewlabel_report import _run
 
 
@@ -99,3 +107,12 @@ def test_curve_averages_a_metrics_value_per_epoch_over_the_seeds(study: Path) ->
     assert "| study | dev.left.loss (3) | 1.00 | 3.00 | 5.00 |" in table
     with pytest.raises(ValueError, match="no completed runs labelled 'nope'"):
         curve([study], "nope", ["alpha.left"])
+
+
+def test_dev_pick_chooses_per_seed_on_dev_with_ties_to_the_first_row(study: Path) -> None:
+    # seed 0: multitask and the tuned single row (lr 0.1) both have dev 90; seeds 1-2: multitask
+    out = dev_pick([study], ["multitask", "single-tuned"])
+    assert "coarse: pick(multitask, single-tuned) 92.00 vs single 80.33, multitask 92.00" in out
+    out = dev_pick([study], ["single-tuned", "multitask"])  # seed 0's tie now goes to test 70
+    assert "coarse: pick(single-tuned, multitask) 84.67 vs single 80.33" in out
+    assert "random: not enough runs" in out

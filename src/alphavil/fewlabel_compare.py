@@ -9,6 +9,7 @@ docs/fewlabel/README.md are its output::
     python -m alphavil.fewlabel_compare weights STUDY... --row alphavil # line 11's end point
     python -m alphavil.fewlabel_compare bar STUDY... --row alphavil-w03
     python -m alphavil.fewlabel_compare curve STUDY... --label alphavil-T1 --keys alpha.left
+    python -m alphavil.fewlabel_compare pick STUDY... --rows single-tuned multitask
 
 Scores and paired bootstrap differences are :mod:`alphavil.fewlabel_report`'s; the target is
 read from the runs' configs.
@@ -158,6 +159,29 @@ def bar(folders: list[Path], row: str) -> str:
     return "\n".join(lines)
 
 
+def dev_pick(folders: list[Path], rows: list[str]) -> str:
+    """The bar for a row made by choosing, per seed, whichever of ``rows`` has the higher dev
+    accuracy (the first on ties): what training every candidate and keeping the best on dev
+    would score. Rows are configurations of the kind or controls (``single-tuned``)."""
+    lines = []
+    for folder in folders:
+        _, table = study_scores(folder)
+        controls = table.get(CONTROLS, {})
+        for kind in KINDS:
+            own = table.get(kind, {})
+            found = [own.get(r) or controls.get(r) for r in rows]
+            if not all(found) or "multitask" not in own:
+                lines.append(f"* {_study_name(folder)}, {kind}: not enough runs")
+                continue
+            seeds = set.intersection(*(set(f) for f in found if f))
+            name = "pick(" + ", ".join(rows) + ")"
+            own[name] = {
+                s: max((f[s] for f in found if f), key=lambda v: v["dev"]) for s in sorted(seeds)
+            }
+            lines.append(f"* {_study_name(folder)}, {verdict(table, kind, name)}")
+    return "\n".join(lines)
+
+
 def _lookup(rec: dict[str, Any], key: str) -> float | None:
     """``rec["dev"]["left"]["loss"]`` for ``"dev.left.loss"``; None where a part is missing."""
     node: Any = rec
@@ -223,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--label", required=True, help="a run label, e.g. coarse.alphavil")
     c.add_argument("--keys", nargs="+", required=True, help="e.g. alpha.left dev.left.loss")
     c.add_argument("--every", type=int, default=3, help="print every k-th epoch (and the last)")
+    k = sub.add_parser("pick", help="the bar for a per-seed choice on dev between rows")
+    k.add_argument("studies", type=Path, nargs="+")
+    k.add_argument("--rows", nargs="+", default=["single-tuned", "multitask"])
     args = p.parse_args(argv)
     try:
         if args.what == "means":
@@ -233,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
             print(alpha_use(args.studies, args.row, written=args.written))
         elif args.what == "weights":
             print(final_weights(args.studies, args.row))
+        elif args.what == "pick":
+            print(dev_pick(args.studies, args.rows))
         elif args.what == "curve":
             print(curve(args.studies, args.label, args.keys, args.every))
         else:
