@@ -195,9 +195,9 @@ def _lookup(rec: dict[str, Any], key: str) -> float | None:
 def curve(folders: list[Path], label: str, keys: list[str], every: int = 3) -> str:
     """Per study and key, the mean over the seeds of runs labelled ``label`` of a metrics value
     (a dotted path into each epoch's record, e.g. ``alpha.left`` or ``dev.left.loss``) at
-    epochs 1, 1 + every, ... and the last."""
+    epochs 1, 1 + every, ... and the last, and over every epoch and seed (``all``)."""
     body, epochs_seen = [], set()
-    rows: list[tuple[str, str, dict[int, float]]] = []
+    rows: list[tuple[str, str, dict[int, float], float]] = []
     for folder in folders:
         runs = [r for r in collect_runs(folder) if r["label"] == label]
         if not runs:
@@ -211,13 +211,16 @@ def curve(folders: list[Path], label: str, keys: list[str], every: int = 3) -> s
                     if v is not None and "epoch" in rec:
                         per.setdefault(int(rec["epoch"]), []).append(v)
             means = {e: statistics.fmean(v) for e, v in per.items()}
-            rows.append((_study_name(folder), f"{key} ({len(runs)})", means))
+            every_value = [x for v in per.values() for x in v]
+            overall = statistics.fmean(every_value) if every_value else float("nan")
+            rows.append((_study_name(folder), f"{key} ({len(runs)})", means, overall))
             epochs_seen |= set(means)
     last = max(epochs_seen, default=1)
     cols = sorted({e for e in epochs_seen if (e - 1) % every == 0} | {last})
-    for study, key, means in rows:
-        body.append([study, key, *(f"{means[e]:.2f}" if e in means else "–" for e in cols)])
-    return _table(["study", "value (seeds)", *(f"e{e}" for e in cols)], body)
+    for study, key, means, overall in rows:
+        cells = [f"{means[e]:.2f}" if e in means else "–" for e in cols]
+        body.append([study, key, *cells, f"{overall:.2f}"])
+    return _table(["study", "value (seeds)", *(f"e{e}" for e in cols), "all"], body)
 
 
 def main(argv: list[str] | None = None) -> int:
