@@ -102,9 +102,9 @@ def test_curve_averages_a_metrics_value_per_epoch_over_the_seeds(study: Path) ->
         path.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
     table = curve([study], "coarse.alphavil", ["alpha.left", "dev.left.loss"], every=2)
     # epochs 1, 3, 5; the seeds' mean of 1 - 0.1 e - 0.1 s is 0.9 - 0.1 e
-    assert "| study | value (seeds) | e1 | e3 | e5 | all |" in table
-    assert "| study | alpha.left (3) | 0.80 | 0.60 | 0.40 | 0.60 |" in table
-    assert "| study | dev.left.loss (3) | 1.00 | 3.00 | 5.00 | 3.00 |" in table
+    assert "| study | run label, value (seeds) | e1 | e3 | e5 | all |" in table
+    assert "| study | coarse.alphavil alpha.left (3) | 0.80 | 0.60 | 0.40 | 0.60 |" in table
+    assert "| study | coarse.alphavil dev.left.loss (3) | 1.00 | 3.00 | 5.00 | 3.00 |" in table
     with pytest.raises(ValueError, match="no completed runs labelled 'nope'"):
         curve([study], "nope", ["alpha.left"])
 

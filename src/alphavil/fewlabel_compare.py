@@ -213,14 +213,14 @@ def curve(folders: list[Path], label: str, keys: list[str], every: int = 3) -> s
             means = {e: statistics.fmean(v) for e, v in per.items()}
             every_value = [x for v in per.values() for x in v]
             overall = statistics.fmean(every_value) if every_value else float("nan")
-            rows.append((_study_name(folder), f"{key} ({len(runs)})", means, overall))
+            rows.append((_study_name(folder), f"{label} {key} ({len(runs)})", means, overall))
             epochs_seen |= set(means)
     last = max(epochs_seen, default=1)
     cols = sorted({e for e in epochs_seen if (e - 1) % every == 0} | {last})
     for study, key, means, overall in rows:
         cells = [f"{means[e]:.2f}" if e in means else "–" for e in cols]
         body.append([study, key, *cells, f"{overall:.2f}"])
-    return _table(["study", "value (seeds)", *(f"e{e}" for e in cols), "all"], body)
+    return _table(["study", "run label, value (seeds)", *(f"e{e}" for e in cols), "all"], body)
 
 
 def main(argv: list[str] | None = None) -> int:
