@@ -116,3 +116,34 @@ def test_dev_pick_chooses_per_seed_on_dev_with_ties_to_the_first_row(study: Path
     out = dev_pick([study], ["single-tuned", "multitask"])  # seed 0's tie now goes to test 70
     assert "coarse: pick(single-tuned, multitask) 84.67 vs single 80.33" in out
     assert "random: not enough runs" in out
+
+
+def _epochs(run: Path, accs: list[tuple[float, float]], passes: int | None = None) -> None:
+    """Give a hand-made run per-epoch (dev, test) accuracies and, for αVIL, passes per epoch."""
+    recs = [
+        {"epoch": e, "dev": {"left": {"accuracy": d}}, "test": {"left": {"accuracy": t}}}
+        for e, (d, t) in enumerate(accs, start=1)
+    ]
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    if passes is not None:
+        cfg = json.loads((run / "config.json").read_text())
+        cfg["alphavil"] = {"passes": passes}
+        (run / "config.json").write_text(json.dumps(cfg))
+
+
+def test_every_reselects_each_run_on_a_coarser_evaluation_schedule(study: Path) -> None:
+    for s in range(3):
+        # one pass per epoch: the best dev epoch is 1 (test 0.80); among epochs 2 and 4, the
+        # first of the tied is 2 (test 0.90)
+        _epochs(
+            study / f"coarse.multitask-s{s}", [(0.9, 0.8), (0.85, 0.9), (0.8, 0.7), (0.85, 1.0)]
+        )
+        # two passes per epoch: every epoch is on the 2-pass schedule
+        _epochs(study / f"coarse.alphavil-s{s}", [(0.5, 0.6), (0.7, 0.95)], passes=2)
+    assert "| coarse | 80.33 (3) | 92.00 (3) | 92.00 (3) |" in means(
+        study, ["multitask", "alphavil"]
+    )
+    assert "| coarse | – | 90.00 (3) | 95.00 (3) |" in means(study, ["multitask", "alphavil"], 2)
+    assert "+5.00 [+5.00, +5.00] (3/3); dev -15.00" in paired(
+        [study], ["alphavil"], "multitask", every=2
+    )

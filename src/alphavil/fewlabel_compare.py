@@ -44,9 +44,35 @@ def _target_runs(folder: Path) -> tuple[str, list[dict[str, Any]]]:
     return str(targets.pop()), runs
 
 
-def study_scores(folder: Path) -> tuple[str, dict[str, dict[str, Scores]]]:
-    """A study folder's target and its scores table (:func:`alphavil.fewlabel_report.scores`)."""
+def every_k_passes(run: dict[str, Any], target: str, every: int) -> dict[str, Any]:
+    """``run`` with its best dev epoch re-selected as if the target were evaluated only after
+    every ``every``-th pass of training (an αVIL run with ``passes`` = p evaluates after every
+    p-th): the highest dev accuracy among those epochs, the first on ties, as the loop picks."""
+    cfg = run["config"]
+    passes = cfg.get("alphavil", {}).get("passes", 1) if cfg["train"]["method"] == "alphavil" else 1
+    kept = []
+    for line in (run["path"] / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if target in rec.get("dev", {}) and rec["epoch"] * passes % every == 0:
+            kept.append(rec)
+    if not kept:
+        return {**run, "summary": {**run["summary"], "best": {}}}
+    best = max(kept, key=lambda r: (r["dev"][target]["accuracy"], -r["epoch"]))
+    chosen = {
+        "epoch": best["epoch"],
+        "dev_accuracy": best["dev"][target]["accuracy"],
+        "test_accuracy": best["test"][target]["accuracy"],
+    }
+    return {**run, "summary": {**run["summary"], "best": {target: chosen}}}
+
+
+def study_scores(folder: Path, every: int = 1) -> tuple[str, dict[str, dict[str, Scores]]]:
+    """A study folder's target and its scores table (:func:`alphavil.fewlabel_report.scores`);
+    with ``every`` > 1 each run's best epoch re-selected among those after every ``every``-th
+    pass (:func:`every_k_passes`), so that rows evaluated on different schedules compare."""
     target, runs = _target_runs(folder)
+    if every > 1:
+        runs = [every_k_passes(r, target, every) for r in runs]
     return target, scores(runs, target)
 
 
@@ -60,9 +86,10 @@ def _table(head: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
 
 
-def means(folder: Path, rows: list[str]) -> str:
-    """Mean test accuracy (seeds) per kind: the dev-tuned single-task row, then ``rows``."""
-    _, table = study_scores(folder)
+def means(folder: Path, rows: list[str], every: int = 1) -> str:
+    """Mean test accuracy (seeds) per kind: the dev-tuned single-task row, then ``rows``
+    (``every``: :func:`study_scores`)."""
+    _, table = study_scores(folder, every)
     single = table.get(CONTROLS, {}).get("single-tuned")
     body = []
     for kind in KINDS:
@@ -73,12 +100,12 @@ def means(folder: Path, rows: list[str]) -> str:
     return _table(["kind", "single (dev-tuned)", *rows], body)
 
 
-def paired(folders: list[Path], rows: list[str], against: str) -> str:
+def paired(folders: list[Path], rows: list[str], against: str, every: int = 1) -> str:
     """Each row minus ``against`` per study and kind, paired by seed: test mean [95% bootstrap
-    CI] (seeds higher / seeds) and the mean dev difference."""
+    CI] (seeds higher / seeds) and the mean dev difference (``every``: :func:`study_scores`)."""
     body = []
     for folder in folders:
-        _, table = study_scores(folder)
+        _, table = study_scores(folder, every)
         for kind in KINDS:
             own = table.get(kind, {})
             cells = []
@@ -223,6 +250,9 @@ def curve(folders: list[Path], label: str, keys: list[str], every: int = 3) -> s
     return _table(["study", "run label, value (seeds)", *(f"e{e}" for e in cols), "all"], body)
 
 
+EVERY_HELP = "re-select each run's best epoch as if evaluated after every k-th pass only"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m alphavil.fewlabel_compare", description=__doc__.split("\n\n")[0]
@@ -231,10 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("means", help="mean test accuracy per kind")
     m.add_argument("study", type=Path)
     m.add_argument("--rows", nargs="+", required=True)
+    m.add_argument("--every", type=int, default=1, help=EVERY_HELP)
     pd = sub.add_parser("paired", help="paired differences against one configuration")
     pd.add_argument("studies", type=Path, nargs="+")
     pd.add_argument("--rows", nargs="+", required=True)
     pd.add_argument("--against", default="alphavil")
+    pd.add_argument("--every", type=int, default=1, help=EVERY_HELP)
     a = sub.add_parser("alpha", help="mean fitted α of the auxiliary tasks")
     a.add_argument("studies", type=Path, nargs="+")
     a.add_argument("--row", default="alphavil")
@@ -256,9 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         if args.what == "means":
-            print(means(args.study, args.rows))
+            print(means(args.study, args.rows, args.every))
         elif args.what == "paired":
-            print(paired(args.studies, args.rows, args.against))
+            print(paired(args.studies, args.rows, args.against, args.every))
         elif args.what == "alpha":
             print(alpha_use(args.studies, args.row, written=args.written))
         elif args.what == "weights":
