@@ -11,6 +11,7 @@ import pytest
 
 from alphavil.fewlabel_compare import (
     alpha_use,
+    bar,
     curve,
     dev_pick,
     final_weights,
@@ -147,3 +148,16 @@ def test_every_reselects_each_run_on_a_coarser_evaluation_schedule(study: Path) 
     assert "+5.00 [+5.00, +5.00] (3/3); dev -15.00" in paired(
         [study], ["alphavil"], "multitask", every=2
     )
+
+
+def test_the_bar_takes_another_equal_weight_row(study: Path) -> None:
+    for s in range(3):  # an equal-weight row 2 points above multitask on every seed
+        _run(study, "coarse.multitask-sum", "multitask", s, dev=90, test=94)
+    for d in study.glob("coarse.multitask-sum-s*"):
+        cfg = json.loads((d / "config.json").read_text())
+        cfg["train"]["target"] = "left"
+        (d / "config.json").write_text(json.dumps(cfg))
+    out = bar([study], "alphavil", "multitask-sum")
+    assert "coarse: alphavil 92.00 vs single 80.33, multitask-sum 94.00" in out
+    assert "needs >= 94.00: misses" in out
+    assert "random: not enough runs" in out

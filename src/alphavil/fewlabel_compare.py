@@ -175,14 +175,14 @@ def final_weights(folders: list[Path], row: str) -> str:
     return _mean_table(folders, row, values)
 
 
-def bar(folders: list[Path], row: str) -> str:
+def bar(folders: list[Path], row: str, multitask: str = "multitask") -> str:
     """The issue's bar for configuration ``row`` per study and kind
-    (:func:`alphavil.fewlabel_report.verdict`)."""
+    (:func:`alphavil.fewlabel_report.verdict`; ``multitask``: the equal-weight row)."""
     lines = []
     for folder in folders:
         _, table = study_scores(folder)
         name = _study_name(folder)
-        lines += [f"* {name}, {verdict(table, kind, row)}" for kind in KINDS]
+        lines += [f"* {name}, {verdict(table, kind, row, multitask)}" for kind in KINDS]
     return "\n".join(lines)
 
 
@@ -277,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("bar", help="the acceptance bar per kind")
     b.add_argument("studies", type=Path, nargs="+")
     b.add_argument("--row", default="alphavil")
+    b.add_argument("--multitask", default="multitask", help="the equal-weight row to compare")
     c = sub.add_parser("curve", help="per-epoch mean of a metrics value over a row's seeds")
     c.add_argument("studies", type=Path, nargs="+")
     c.add_argument("--label", required=True, help="a run label, e.g. coarse.alphavil")
@@ -300,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.what == "curve":
             print(curve(args.studies, args.label, args.keys, args.every))
         else:
-            print(bar(args.studies, args.row))
+            print(bar(args.studies, args.row, args.multitask))
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

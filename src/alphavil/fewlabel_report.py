@@ -129,17 +129,23 @@ def kind_rows(table: dict[str, dict[str, Scores]], kind: str) -> list[dict[str, 
     return rows
 
 
-def verdict(table: dict[str, dict[str, Scores]], kind: str, method: str = "alphavil") -> str:
+def verdict(
+    table: dict[str, dict[str, Scores]],
+    kind: str,
+    method: str = "alphavil",
+    multitask: str = "multitask",
+) -> str:
     """The acceptance check: ``method``'s mean against the better of single-task and multitask
     (never more than 0.3 below; at least as good where the two differ by >= 2 points), all
-    three averaged over the seeds they share."""
+    three averaged over the seeds they share. ``multitask`` names the equal-weight row (e.g.
+    ``multitask-sum``, equal weights on the summed losses)."""
     controls, own = table.get(CONTROLS, {}), table.get(kind, {})
     single = controls.get("single-tuned") or controls.get("single")
-    if method not in own or not single or "multitask" not in own:
+    if method not in own or not single or multitask not in own:
         return f"{kind}: not enough runs"
-    seeds = set(own[method]) & set(single) & set(own["multitask"])  # paired: the same draws
+    seeds = set(own[method]) & set(single) & set(own[multitask])  # paired: the same draws
     if not seeds:
-        return f"{kind}: no seed has all three of {method}, single-task and multitask"
+        return f"{kind}: no seed has all three of {method}, single-task and {multitask}"
 
     def on(rows: Scores) -> Scores:
         return {k: v for k, v in rows.items() if k in seeds}
@@ -147,13 +153,13 @@ def verdict(table: dict[str, dict[str, Scores]], kind: str, method: str = "alpha
     ours, s, m = (
         mean_score(on(own[method])),
         mean_score(on(single)),
-        mean_score(on(own["multitask"])),
+        mean_score(on(own[multitask])),
     )
     better, gap = max(s, m), abs(s - m)
     need = better if gap >= 2 else better - 0.3
     ok = "meets" if ours >= need else "misses"
     return (
-        f"{kind}: {method} {ours:.2f} vs single {s:.2f}, multitask {m:.2f} (the {len(seeds)} "
+        f"{kind}: {method} {ours:.2f} vs single {s:.2f}, {multitask} {m:.2f} (the {len(seeds)} "
         f"seeds all three have); needs >= {need:.2f}: {ok}"
     )
 
