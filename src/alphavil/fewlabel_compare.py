@@ -186,10 +186,11 @@ def bar(folders: list[Path], row: str, multitask: str = "multitask") -> str:
     return "\n".join(lines)
 
 
-def dev_pick(folders: list[Path], rows: list[str]) -> str:
-    """The bar for a row made by choosing, per seed, whichever of ``rows`` has the higher dev
-    accuracy (the first on ties): what training every candidate and keeping the best on dev
-    would score. Rows are configurations of the kind or controls (``single-tuned``)."""
+def dev_pick(folders: list[Path], rows: list[str], multitask: str = "multitask") -> str:
+    """The bar (against the equal-weight row ``multitask``) for a row made by choosing, per
+    seed, whichever of ``rows`` has the higher dev accuracy (the first on ties): what training
+    every candidate and keeping the best on dev would score. Rows are configurations of the
+    kind or controls (``single-tuned``)."""
     lines = []
     for folder in folders:
         _, table = study_scores(folder)
@@ -197,7 +198,7 @@ def dev_pick(folders: list[Path], rows: list[str]) -> str:
         for kind in KINDS:
             own = table.get(kind, {})
             found = [own.get(r) or controls.get(r) for r in rows]
-            if not all(found) or "multitask" not in own:
+            if not all(found) or multitask not in own:
                 lines.append(f"* {_study_name(folder)}, {kind}: not enough runs")
                 continue
             seeds = set.intersection(*(set(f) for f in found if f))
@@ -205,7 +206,7 @@ def dev_pick(folders: list[Path], rows: list[str]) -> str:
             own[name] = {
                 s: max((f[s] for f in found if f), key=lambda v: v["dev"]) for s in sorted(seeds)
             }
-            lines.append(f"* {_study_name(folder)}, {verdict(table, kind, name)}")
+            lines.append(f"* {_study_name(folder)}, {verdict(table, kind, name, multitask)}")
     return "\n".join(lines)
 
 
@@ -286,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     k = sub.add_parser("pick", help="the bar for a per-seed choice on dev between rows")
     k.add_argument("studies", type=Path, nargs="+")
     k.add_argument("--rows", nargs="+", default=["single-tuned", "multitask"])
+    k.add_argument("--multitask", default="multitask", help="the equal-weight row to compare")
     args = p.parse_args(argv)
     try:
         if args.what == "means":
@@ -297,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.what == "weights":
             print(final_weights(args.studies, args.row))
         elif args.what == "pick":
-            print(dev_pick(args.studies, args.rows))
+            print(dev_pick(args.studies, args.rows, args.multitask))
         elif args.what == "curve":
             print(curve(args.studies, args.label, args.keys, args.every))
         else:
