@@ -115,3 +115,18 @@ def test_the_figure_keeps_configurations_measured_at_two_budgets(
     assert points["coarse"]["alphavil"][0][1]["mean"] == pytest.approx(20.0)
     alone = gain_points([collect_runs(small)], "left")  # one budget: every configuration
     assert set(alone["coarse"]) == {"alphavil", "pcgrad"}
+
+
+def test_figure_styles_differ_for_every_configuration_and_rows_filter(
+    study: Path, tmp_path: Path
+) -> None:
+    from alphavil.fewlabel_figure import gain_figure, styles
+
+    assert gain_figure([collect_runs(study)], "left", tmp_path / "x.png", ["nope"]) is None
+    assert not (tmp_path / "x.png").exists()
+    look = styles([f"m{i}" for i in range(25)])
+    assert len({tuple(v.values()) for v in look.values()}) == 25  # no two lines look alike
+    out = tmp_path / "fig"
+    args = [str(study), "--out", str(out), "--figure", str(study)]
+    assert main([*args, "--figure-rows", "alphavil"]) == 0
+    assert (out / "gain_vs_budget.png").exists()

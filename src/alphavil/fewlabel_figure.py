@@ -51,17 +51,35 @@ def gain_points(
     return {kind: dict(configs) for kind, configs in points.items() if configs}
 
 
-def gain_figure(studies: list[list[dict[str, Any]]], target: str, path: Path) -> Path | None:
+def styles(names: list[str]) -> dict[str, dict[str, Any]]:
+    """One look per configuration: the ten default colours, then the same colours with another
+    marker and line style for the next ten, and so on, so that no two lines look alike."""
+    markers, lines = ("o", "s", "^", "D"), ("-", "--", ":", "-.")
+    return {
+        name: {"color": f"C{i % 10}", "marker": markers[i // 10 % 4], "ls": lines[i // 10 % 4]}
+        for i, name in enumerate(names)
+    }
+
+
+def gain_figure(
+    studies: list[list[dict[str, Any]]],
+    target: str,
+    path: Path,
+    rows: list[str] | None = None,
+) -> Path | None:
     """Each configuration's gain over dev-tuned single-task (mean, 95% bootstrap CI) against the
     target's label budget N, one panel per auxiliary kind; one study folder per budget
-    (:func:`gain_points`)."""
+    (:func:`gain_points`). ``rows``: only these configurations (all when None)."""
     points = gain_points(studies, target)
+    if rows is not None:
+        points = {k: {n: v for n, v in c.items() if n in rows} for k, c in points.items()}
+        points = {k: c for k, c in points.items() if c}
     if not points:
         return None
     plt = pyplot()
     kinds = [k for k in KIND_ORDER if k in points] + sorted(set(points) - set(KIND_ORDER))
     names = sorted({name for kind in points.values() for name in kind})
-    colours = {name: f"C{i % 10}" for i, name in enumerate(names)}  # one colour per method
+    look = styles(names)
     fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.6), squeeze=False)
     for ax, kind in zip(axes[0], kinds, strict=True):
         for name, pts in sorted(points[kind].items()):
@@ -70,9 +88,7 @@ def gain_figure(studies: list[list[dict[str, Any]]], target: str, path: Path) ->
             ys = [p[1]["mean"] for p in pts]
             lo = [p[1]["mean"] - p[1]["low"] if not math.isnan(p[1]["low"]) else 0 for p in pts]
             hi = [p[1]["high"] - p[1]["mean"] if not math.isnan(p[1]["high"]) else 0 for p in pts]
-            ax.errorbar(
-                xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=name, color=colours[name]
-            )
+            ax.errorbar(xs, ys, yerr=[lo, hi], capsize=3, label=name, **look[name])
         ax.axhline(0.0, color="grey", lw=0.8)
         ax.set_xscale("log")
         budgets = sorted({n for pts in points[kind].values() for n, _ in pts})
@@ -83,14 +99,17 @@ def gain_figure(studies: list[list[dict[str, Any]]], target: str, path: Path) ->
         ax.set_ylabel("test acc. − single-task (points)")
     from matplotlib.lines import Line2D
 
-    proxies = [Line2D([], [], color=colours[n], marker="o") for n in names]
+    proxies = [
+        Line2D([], [], color=look[n]["color"], marker=look[n]["marker"], ls=look[n]["ls"])
+        for n in names
+    ]
     fig.legend(
         proxies,
         names,
         loc="lower center",
         ncol=min(len(names), 6),
         fontsize=8,
-        bbox_to_anchor=(0.5, -0.12),
+        bbox_to_anchor=(0.5, -0.17),
     )
     fig.suptitle("Gain over dev-tuned single-task, paired by seed (95% bootstrap CI)", y=1.03)
     return save_figure(fig, path)

@@ -301,6 +301,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="STUDY",
         help="also draw gain_vs_budget.png from these study folders (one per budget N)",
     )
+    p.add_argument(
+        "--figure-rows",
+        nargs="+",
+        metavar="CONFIG",
+        help="only these configurations in the figure (default: every one at two budgets)",
+    )
     a = p.parse_args(argv)
     try:
         runs = collect_runs(Path(a.runs))
@@ -331,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             print(f"alphavil: error: {err}", file=sys.stderr)
             return 2
-        fig = gain_figure(studies, a.target, out / "gain_vs_budget.png")
+        fig = gain_figure(studies, a.target, out / "gain_vs_budget.png", a.figure_rows)
         print(fig or "no figure: the study folders have no label budget or no single-task runs")
     return 0
 
