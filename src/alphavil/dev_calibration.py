@@ -81,10 +81,10 @@ def dev_logits(
 ) -> tuple[Tensor, Tensor]:
     """The target's dev logits and labels at ``point`` (eval mode, no graph)."""
     chunks, _ = dev_chunks(batches, task)
-    outs, ys = [], []
+    params, outs, ys = dict(point), [], []
     with torch.no_grad(), evaluation_mode(model, True):
         for inputs, targets in chunks:
-            outs.append(functional_call(model, dict(point), (inputs, [task.name]))[task.name])
+            outs.append(functional_call(model, params, (inputs, [task.name]))[task.name])
             ys.append(targets[task.name])
     return torch.cat(outs), torch.cat(ys)
 

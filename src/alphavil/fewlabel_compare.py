@@ -27,6 +27,7 @@ from typing import Any
 
 from alphavil.fewlabel_report import CONTROLS, Scores, mean_score, paired_diff, scores, verdict
 from alphavil.report import collect_runs
+from alphavil.runs import read_jsonl
 
 KINDS = ("coarse", "random", "related", "mixed")
 
@@ -50,11 +51,11 @@ def every_k_passes(run: dict[str, Any], target: str, every: int) -> dict[str, An
     p-th): the highest dev accuracy among those epochs, the first on ties, as the loop picks."""
     cfg = run["config"]
     passes = cfg.get("alphavil", {}).get("passes", 1) if cfg["train"]["method"] == "alphavil" else 1
-    kept = []
-    for line in (run["path"] / "metrics.jsonl").read_text().splitlines():
-        rec = json.loads(line)
-        if target in rec.get("dev", {}) and rec["epoch"] * passes % every == 0:
-            kept.append(rec)
+    kept = [
+        rec
+        for rec in read_jsonl(run["path"] / "metrics.jsonl")
+        if target in rec.get("dev", {}) and rec["epoch"] * passes % every == 0
+    ]
     if not kept:
         return {**run, "summary": {**run["summary"], "best": {}}}
     best = max(kept, key=lambda r: (r["dev"][target]["accuracy"], -r["epoch"]))
@@ -197,15 +198,13 @@ def dev_pick(folders: list[Path], rows: list[str], multitask: str = "multitask")
         controls = table.get(CONTROLS, {})
         for kind in KINDS:
             own = table.get(kind, {})
-            found = [own.get(r) or controls.get(r) for r in rows]
-            if not all(found) or multitask not in own:
+            found = [f for r in rows if (f := own.get(r) or controls.get(r))]
+            if len(found) < len(rows) or multitask not in own:
                 lines.append(f"* {_study_name(folder)}, {kind}: not enough runs")
                 continue
-            seeds = set.intersection(*(set(f) for f in found if f))
+            seeds = set.intersection(*(set(f) for f in found))
             name = "pick(" + ", ".join(rows) + ")"
-            own[name] = {
-                s: max((f[s] for f in found if f), key=lambda v: v["dev"]) for s in sorted(seeds)
-            }
+            own[name] = {s: max((f[s] for f in found), key=lambda v: v["dev"]) for s in seeds}
             lines.append(f"* {_study_name(folder)}, {verdict(table, kind, name, multitask)}")
     return "\n".join(lines)
 
@@ -230,14 +229,13 @@ def curve(folders: list[Path], label: str, keys: list[str], every: int = 3) -> s
         runs = [r for r in collect_runs(folder) if r["label"] == label]
         if not runs:
             raise ValueError(f"{folder}: no completed runs labelled {label!r}")
+        records = [rec for r in runs for rec in read_jsonl(r["path"] / "metrics.jsonl")]
         for key in keys:
             per: dict[int, list[float]] = {}
-            for run in runs:
-                for line in (run["path"] / "metrics.jsonl").read_text().splitlines():
-                    rec = json.loads(line)
-                    v = _lookup(rec, key)
-                    if v is not None and "epoch" in rec:
-                        per.setdefault(int(rec["epoch"]), []).append(v)
+            for rec in records:
+                v = _lookup(rec, key)
+                if v is not None and "epoch" in rec:
+                    per.setdefault(int(rec["epoch"]), []).append(v)
             means = {e: statistics.fmean(v) for e, v in per.items()}
             every_value = [x for v in per.values() for x in v]
             overall = statistics.fmean(every_value) if every_value else float("nan")

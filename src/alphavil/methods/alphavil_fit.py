@@ -59,12 +59,10 @@ def line9_objective(
     Hessian (Newton). ``fit_loss = "calibrated"``: the dev loss after temperature scaling
     (:mod:`alphavil.dev_calibration`), which has no Hessian builder."""
     if av.fit_loss == "calibrated":
-        if task.kind != "classification":
-            raise ConfigError(
-                f"alphavil.fit_loss: 'calibrated' is for a classification target; "
-                f"{task.name!r} is {task.kind}; set fit_loss = 'plain'"
-            )
-        vg, value = calibrated_objective(model, theta, deltas, dev, task)
+        try:
+            vg, value = calibrated_objective(model, theta, deltas, dev, task)
+        except ValueError as err:  # not a classification target
+            raise ConfigError(f"alphavil.fit_loss: {err}; set fit_loss = 'plain'") from None
         return vg, value, lambda: None
     return (
         target_loss_and_grad(model, theta, deltas, dev, task),
