@@ -13,7 +13,11 @@ from alphavil.target_branch import (
     branch_starts,
     fit_alphas,
     full_alphas,
+    length_scale,
+    multitask_point,
+    normalized_branch_objective,
     scaled_branch_objective,
+    step_gram,
     with_branch,
 )
 
@@ -70,6 +74,58 @@ def test_the_scaled_objective_has_the_chain_rule_gradient_and_s_1_is_the_branch(
     at_one, on_z = vg(torch.cat([z, torch.ones(1, dtype=torch.float64)])), branch_vg(z)
     torch.testing.assert_close(at_one[0], on_z[0])
     torch.testing.assert_close(at_one[1][:-1], on_z[1])
+
+
+def _stacked(seed: int) -> dict[str, torch.Tensor]:
+    """Stacked deltas [δ_target, δ_aux, δ_alone] (target 0): a shared layer all three move, the
+    target's head (its share and branch) and the auxiliary head (the auxiliary share only)."""
+    torch.manual_seed(seed)
+    shared, target_head = torch.randn(3, 4, 2, dtype=torch.float64), torch.randn(3, 5)
+    aux_head = torch.zeros(3, 6, dtype=torch.float64)
+    target_head[1] = 0.0
+    aux_head[1] = 100.0 * torch.randn(6, dtype=torch.float64)
+    stats = torch.randn(3, 4, dtype=torch.float64)  # batch norm's, moved by every row
+    return {
+        "shared": shared,
+        "head.target": target_head.double(),
+        "head.aux": aux_head,
+        "bn.running_mean": stats,
+    }
+
+
+def test_the_step_gram_leaves_out_what_the_target_does_not_move_and_statistics() -> None:
+    deltas = _stacked(2)
+    flat = torch.cat([deltas["shared"].reshape(3, -1), deltas["head.target"]], dim=1)
+    torch.testing.assert_close(step_gram(deltas, 0), flat @ flat.T)
+
+
+def test_every_normalized_step_has_the_multitask_length() -> None:
+    # alphavil.step_length = "multitask": the written step Σ k F(z)_i δ_i has the multitask
+    # step's norm over the parameters the target moves, whatever the mix
+    deltas = _stacked(3)
+    gram = step_gram(deltas, 0)
+    reference = full_alphas(multitask_point(2, 0), 0)
+    flat = torch.cat([deltas["shared"].reshape(3, -1), deltas["head.target"]], dim=1)
+    want = torch.linalg.vector_norm(reference @ flat)
+    for z in ([0.0, 1.0], [1.0, 0.0], [0.3, 0.2], [0.0, 0.0]):
+        f = full_alphas(torch.tensor(z, dtype=torch.float64), 0)
+        step = length_scale(f, gram, reference) * f @ flat
+        torch.testing.assert_close(torch.linalg.vector_norm(step), want)
+    assert float(length_scale(reference, gram, reference)) == 1.0
+
+
+def test_the_normalized_objective_has_the_chain_rule_gradient() -> None:
+    # float64 autograd check of z's gradient through k(z) F(z), and its value there
+    f, value_and_grad = _quadratic(4)
+    gram = step_gram({"w": torch.randn(4, 7, dtype=torch.float64)}, 1)  # T + 1 = 4 rows
+    vg, value = normalized_branch_objective(value_and_grad, lambda x: float(f(x)), 1, gram)
+    z = torch.tensor([0.4, 0.2, 0.9], dtype=torch.float64, requires_grad=True)
+    fz = full_alphas(z, 1)
+    reference = full_alphas(multitask_point(3, 1), 1)
+    f(fz * length_scale(fz, gram, reference)).backward()
+    loss, grad = vg(z.detach())
+    torch.testing.assert_close(grad, z.grad)
+    assert float(loss) == value(z.detach())
 
 
 def test_the_starts_are_multitask_single_task_and_the_joint_share() -> None:

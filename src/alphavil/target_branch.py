@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from alphavil.deltas import Params
+from alphavil.deltas import Params, is_statistic
 
 ValueAndGrad = Callable[[Tensor], tuple[Tensor, Tensor]]
 Value = Callable[[Tensor], float]
@@ -81,6 +81,56 @@ def scaled_branch_objective(
         return loss, torch.cat([s * gz, (f * g).sum().reshape(1)])
 
     return vg, lambda y: value(y[-1] * full_alphas(y[:-1], target))
+
+
+def step_gram(deltas: Params, target: int) -> Tensor:
+    """The Gram matrix ``(T + 1, T + 1)`` (float64) of the stacked deltas
+    ``[δ_1 .. δ_T, δ_alone]`` over the parameters the target's updates move (its joint share or
+    its branch non-zero): the shared layers and the target's head. An auxiliary head does not
+    change the target's dev loss, so its length is left out of the step's, and so are running
+    statistics (batch norm's), which are not parameters."""
+    rows = next(iter(deltas.values())).shape[0]
+    gram = torch.zeros(rows, rows, dtype=torch.float64)
+    for k, d in deltas.items():
+        if not is_statistic(k) and (bool(d[target].any()) or bool(d[-1].any())):
+            flat = d.reshape(rows, -1).double()
+            gram += flat @ flat.T
+    return gram
+
+
+def length_scale(factors: Tensor, gram: Tensor, reference: Tensor) -> Tensor:
+    """``alphavil.step_length = "multitask"``: the scale k that gives the step Σ f_i δ_i of
+    ``factors`` the length of the step of ``reference`` (the multitask step's factors), in the
+    norm of ``gram`` (:func:`step_gram`): k = ‖Δ(reference)‖ / ‖Δ(factors)‖."""
+    ref = reference.to(gram.dtype)
+    own = factors.to(gram.dtype) @ gram @ factors.to(gram.dtype)
+    return torch.sqrt((ref @ gram @ ref) / own.clamp_min(torch.finfo(gram.dtype).tiny))
+
+
+def normalized_branch_objective(
+    value_and_grad: ValueAndGrad, value: Value, target: int, gram: Tensor
+) -> tuple[ValueAndGrad, Value]:
+    """``alphavil.step_length = "multitask"``: the objective over ``z`` at the factors
+    k(z) · :func:`full_alphas` (z), every candidate step stretched or shrunk to the multitask
+    step's length (:func:`length_scale`), so that the fit chooses the step's direction (its mix
+    of the tasks' shares and the branch) and not its length: a one-epoch dev loss prefers short
+    steps, and without this the only way to shorten one is to cut the auxiliary shares. The
+    gradient is the chain rule through k(z) F(z) (autograd over the T fit variables)."""
+    reference = full_alphas(multitask_point(gram.shape[0] - 1, target), target)
+
+    def factors(z: Tensor) -> Tensor:
+        f = full_alphas(z, target)
+        return f * length_scale(f, gram, reference).to(f.dtype)
+
+    def vg(z: Tensor) -> tuple[Tensor, Tensor]:
+        zz = z.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            f = factors(zz)
+        loss, g = value_and_grad(f.detach())
+        (gz,) = torch.autograd.grad(f, zz, g.to(f.dtype))
+        return loss, gz
+
+    return vg, lambda z: value(factors(z))
 
 
 def multitask_point(n_tasks: int, target: int, *, branching: bool = True) -> Tensor:

@@ -198,3 +198,53 @@ def test_a_fitted_step_scale_is_written_and_recorded(
 def test_the_step_scale_is_an_option_of_the_branch_as_fitted(tmp_path: Path, override: str) -> None:
     with pytest.raises(ConfigError, match=r"^alphavil\.step_scale: .*set step_scale = false$"):
         toy_config(tmp_path, *BRANCH, "alphavil.step_scale=true", override)
+
+
+def test_the_written_step_has_the_multitask_step_length(tmp_path: Path) -> None:
+    """``alphavil.step_length = "multitask"``: whatever the fit chooses, the written step is as
+    long as the multitask step over the parameters the target's update moves, and the scale
+    that made it so is recorded."""
+    cfg = toy_config(tmp_path, *BUDGET, *BRANCH, "alphavil.step_length=multitask")
+    data, make_model = load_data(cfg)
+    torch.manual_seed(0)
+    loop = Trainer(cfg, data, make_model())
+    method, seen = loop.method, []
+    collect = method.collect_deltas  # type: ignore[attr-defined]
+    method.collect_deltas = lambda: seen.append(collect()) or seen[-1]  # type: ignore[attr-defined]
+    for _ in range(2):
+        info = method.epoch()
+        theta, deltas, _ = seen[-1]
+        step = delta(loop.model, theta)
+        target = loop.tasks.index(loop.target)
+        moved = [k for k, d in deltas.items() if bool(d[target].any()) or bool(d[-1].any())]
+        assert moved and len(moved) < len(deltas)  # the auxiliary head is left out
+        written = torch.sqrt(sum((step[k].double() ** 2).sum() for k in moved))
+        multitask = torch.sqrt(sum((deltas[k][:-1].sum(0).double() ** 2).sum() for k in moved))
+        torch.testing.assert_close(written, multitask, rtol=1e-4, atol=0.0)
+        assert info["step_scale"] > 0.0 and info["alpha"][loop.target] == 1.0
+
+
+def test_a_run_with_the_multitask_step_length_resumes_bit_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert_resumes_bit_identical(
+        tmp_path, monkeypatch, *BUDGET, *BRANCH, "alphavil.step_length=multitask"
+    )
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "alphavil.target_branch=false",
+        "alphavil.write_step=0.5",
+        "alphavil.step_scale=true",
+        "alphavil.shrink_folds=2",
+        "alphavil.grid_points=3",
+    ],
+    ids=["no-branch", "averaged", "step-scale", "shrunk", "grid"],
+)
+def test_the_multitask_step_length_is_an_option_of_the_branch_as_fitted(
+    tmp_path: Path, override: str
+) -> None:
+    with pytest.raises(ConfigError, match=r"^alphavil\.step_length: .*set step_length = 'fit'$"):
+        toy_config(tmp_path, *BRANCH, "alphavil.step_length=multitask", override)

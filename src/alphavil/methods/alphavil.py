@@ -29,7 +29,9 @@ from alphavil.target_branch import (
     blend_states,
     branch_objective,
     full_alphas,
+    length_scale,
     multitask_point,
+    step_gram,
     with_branch,
 )
 from alphavil.task_shares import ShareAdam, ShareSGD, share_deltas, share_optimizer
@@ -249,6 +251,7 @@ class AlphaVIL(Method):
             what = f"{av.steps} steps" if av.alpha_solver == "sgd" else "solve"
             self.loop.progress.phase(f"alpha ({what})", force=True)
         full_value = value  # of the factors of every row of the stacked deltas
+        gram = step_gram(deltas, target) if av.step_length == "multitask" else None
         fit = solve_line9(
             av,
             value_and_grad,
@@ -257,14 +260,20 @@ class AlphaVIL(Method):
             target,
             branching=self.branching,
             grad_hess=grad_hess,
+            gram=gram,
         )
         scale = 1.0  # alphavil.step_scale: the fit's last variable, the step's length
         if self.branching and av.step_scale:
             scale = float(fit.alphas[-1])
             fit = replace(fit, alphas=fit.alphas[:-1])
+        elif self.branching and gram is not None:  # step_length: the multitask step's length
+            reference = full_alphas(multitask_point(n, target), target)
+            scale = float(length_scale(full_alphas(fit.alphas.double(), target), gram, reference))
         if self.fit_failed(fit):
             raise NonFiniteLossError(self.non_finite_cause(fit, full_value, deltas))
-        info: dict[str, Any] = {"step_scale": scale} if av.step_scale else {}
+        info: dict[str, Any] = {}
+        if av.step_scale or gram is not None:
+            info["step_scale"] = scale
         if av.shrink_folds or av.write_step < 1:  # the fit before shrinking or averaging
             info["alpha_fitted"] = dict(zip(self.loop.tasks, fit.alphas.tolist(), strict=True))
         if av.shrink_folds:

@@ -36,6 +36,7 @@ from alphavil.target_branch import (
     branch_objective,
     branch_starts,
     multitask_point,
+    normalized_branch_objective,
     scaled_branch_objective,
 )
 
@@ -80,10 +81,12 @@ def solve_line9(
     *,
     branching: bool,
     grad_hess: Callable[[], object],
+    gram: Tensor | None = None,
 ) -> AlphaFit:
     """α for ``n`` tasks (target index ``target``) from the objective over the stacked deltas'
     factors (``value_and_grad``, ``value``). With the target branch (``branching``) the box fit
-    is over z = (c, α_aux), and with ``step_scale`` over [z, s] (the fit's last variable, s);
+    is over z = (c, α_aux), and with ``step_scale`` over [z, s] (the fit's last variable, s),
+    with ``step_length = "multitask"`` over z at the multitask step's length (``gram``);
     otherwise by ``alpha_solver`` (SGD steps, L-BFGS boxed or not, Newton: ``grad_hess()``
     builds its objective)."""
     if branching:
@@ -91,6 +94,10 @@ def solve_line9(
         if av.step_scale:
             value_and_grad, value = scaled_branch_objective(value_and_grad, value, target)
             starts = [torch.cat([z, torch.ones(1, dtype=z.dtype)]) for z in starts]
+        elif av.step_length == "multitask":
+            if gram is None:
+                raise ValueError("step_length = 'multitask' needs the deltas' Gram matrix")
+            value_and_grad, value = normalized_branch_objective(value_and_grad, value, target, gram)
         else:
             value_and_grad, value = branch_objective(value_and_grad, value, target)
         return solve_alpha_box(

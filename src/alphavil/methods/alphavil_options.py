@@ -71,6 +71,11 @@ class AlphaVILConfig:
     # θ + s((1 − c) δ_target + c δ_alone + Σ α_a δ_a) with the weights moving on α_a, so that a
     # task is not cut to shorten the step (alphavil.target_branch.scaled_branch_objective).
     step_scale: bool = False
+    # Target branch only: "fit" = the step is as long as its mix makes it (the paper); "multitask"
+    # = every candidate step is stretched or shrunk to the multitask step's length (over the
+    # parameters the target's update moves), so line 9 chooses the step's direction and not its
+    # length (alphavil.target_branch.normalized_branch_objective).
+    step_length: str = choice("fit", "fit", "multitask")
     # Joint updates only: passes of joint steps (and of the target branch) between two α fits,
     # so that the fit weighs each task's update over several passes (ForkMerge's merge interval,
     # Jiang et al. 2023) rather than one; a loop epoch is then `passes` passes (scale
@@ -215,6 +220,17 @@ def check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
             "alphavil.step_scale: an option of the target branch with the fit written as it "
             f"is, got target_branch = {av.target_branch}, write_step = {av.write_step:g}; set "
             "step_scale = false"
+        )
+    if av.step_length == "multitask" and not (
+        av.target_branch
+        and av.write_step == 1
+        and not (av.step_scale or av.shrink_folds or av.grid_points)
+    ):
+        raise ConfigError(
+            "alphavil.step_length: 'multitask' is an option of the target branch with the fit "
+            f"written as it is, got target_branch = {av.target_branch}, write_step = "
+            f"{av.write_step:g}, step_scale = {av.step_scale}, shrink_folds = {av.shrink_folds}, "
+            f"grid_points = {av.grid_points}; set step_length = 'fit'"
         )
     if av.passes > 1 and av.updates != "joint":
         raise ConfigError(
