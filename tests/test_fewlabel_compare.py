@@ -12,6 +12,7 @@ import pytest
 from alphavil.fewlabel_compare import (
     alpha_use,
     bar,
+    bar_table,
     curve,
     dev_pick,
     final_weights,
@@ -161,3 +162,20 @@ def test_the_bar_takes_another_equal_weight_row(study: Path) -> None:
     assert "coarse: alphavil 92.00 vs single 80.33, multitask-sum 94.00" in out
     assert "needs >= 94.00: misses" in out
     assert "random: not enough runs" in out
+
+
+def test_the_bar_table_puts_rows_side_by_side_and_counts_the_cells_met(study: Path) -> None:
+    for s in range(2):  # a second row, 1.5 points below multitask on the seeds it has
+        _run(study, "coarse.forkmerge", "forkmerge", s, dev=90, test=90.5)
+    for d in study.glob("coarse.forkmerge-s*"):
+        cfg = json.loads((d / "config.json").read_text())
+        cfg["train"]["target"] = "left"
+        (d / "config.json").write_text(json.dumps(cfg))
+    lines = bar_table([study], ["alphavil", "forkmerge"]).splitlines()
+    coarse = next(line for line in lines if "| coarse |" in line)
+    # alphavil: 92.00 against multitask's 92.00 (single-tuned 80.33, a gap >= 2), 3 seeds;
+    # forkmerge on its own 2 seeds: 90.50 against 92.00
+    assert "| 92.00 / 92.00 (3): meets | 90.50 / 92.00 (2): misses by 1.50 |" in coarse
+    assert any(line.endswith("| random | – | – |") for line in lines)  # no random runs
+    assert lines[-1] == "| cells met |  | 1 of 1 | 0 of 1 |"
+    assert main(["bar", str(study), "--rows", "alphavil", "forkmerge"]) == 0

@@ -25,7 +25,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from alphavil.fewlabel_report import CONTROLS, Scores, mean_score, paired_diff, scores, verdict
+from alphavil.fewlabel_report import (
+    CONTROLS,
+    Scores,
+    bar_numbers,
+    mean_score,
+    paired_diff,
+    scores,
+    verdict,
+)
 from alphavil.report import collect_runs
 from alphavil.runs import read_jsonl
 
@@ -187,6 +195,30 @@ def bar(folders: list[Path], row: str, multitask: str = "multitask") -> str:
     return "\n".join(lines)
 
 
+def bar_table(folders: list[Path], rows: list[str], multitask: str = "multitask") -> str:
+    """The issue's bar for several configurations side by side: per study and kind, each
+    row's mean, what the bar needs on that row's seeds (shared with single-task and
+    ``multitask``) and the verdict, with the cells that meet it counted in the last line."""
+    body, met, measured = [], dict.fromkeys(rows, 0), dict.fromkeys(rows, 0)
+    for folder in folders:
+        _, table = study_scores(folder)
+        for kind in KINDS:
+            cells = [_study_name(folder), kind]
+            for row in rows:
+                found = bar_numbers(table, kind, row, multitask)
+                if isinstance(found, str):
+                    cells.append("–")
+                    continue
+                ours, _, _, need, n = found
+                measured[row] += 1
+                met[row] += ours >= need
+                verdict = "meets" if ours >= need else f"misses by {need - ours:.2f}"
+                cells.append(f"{ours:.2f} / {need:.2f} ({n}): {verdict}")
+            body.append(cells)
+    body.append(["cells met", "", *(f"{met[r]} of {measured[r]}" for r in rows)])
+    return _table(["study", "kind", *(f"{r} / needs (seeds)" for r in rows)], body)
+
+
 def dev_pick(folders: list[Path], rows: list[str], multitask: str = "multitask") -> str:
     """The bar (against the equal-weight row ``multitask``) for a row made by choosing, per
     seed, whichever of ``rows`` has the higher dev accuracy (the first on ties): what training
@@ -276,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("bar", help="the acceptance bar per kind")
     b.add_argument("studies", type=Path, nargs="+")
     b.add_argument("--row", default="alphavil")
+    b.add_argument("--rows", nargs="+", help="several rows side by side, as a table")
     b.add_argument("--multitask", default="multitask", help="the equal-weight row to compare")
     c = sub.add_parser("curve", help="per-epoch mean of a metrics value over a row's seeds")
     c.add_argument("studies", type=Path, nargs="+")
@@ -300,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
             print(dev_pick(args.studies, args.rows, args.multitask))
         elif args.what == "curve":
             print(curve(args.studies, args.label, args.keys, args.every))
+        elif args.rows:
+            print(bar_table(args.studies, args.rows, args.multitask))
         else:
             print(bar(args.studies, args.row, args.multitask))
     except (OSError, ValueError) as err:

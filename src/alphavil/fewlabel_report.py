@@ -139,13 +139,29 @@ def verdict(
     (never more than 0.3 below; at least as good where the two differ by >= 2 points), all
     three averaged over the seeds they share. ``multitask`` names the equal-weight row (e.g.
     ``multitask-sum``, equal weights on the summed losses)."""
+    found = bar_numbers(table, kind, method, multitask)
+    if isinstance(found, str):
+        return f"{kind}: {found}"
+    ours, s, m, need, n = found
+    ok = "meets" if ours >= need else "misses"
+    return (
+        f"{kind}: {method} {ours:.2f} vs single {s:.2f}, {multitask} {m:.2f} (the {n} "
+        f"seeds all three have); needs >= {need:.2f}: {ok}"
+    )
+
+
+def bar_numbers(
+    table: dict[str, dict[str, Scores]], kind: str, method: str, multitask: str = "multitask"
+) -> tuple[float, float, float, float, int] | str:
+    """:func:`verdict`'s numbers: ``method``'s, single-task's and ``multitask``'s means over
+    the seeds all three share, what the bar needs, and how many seeds; or why there are none."""
     controls, own = table.get(CONTROLS, {}), table.get(kind, {})
     single = controls.get("single-tuned") or controls.get("single")
     if method not in own or not single or multitask not in own:
-        return f"{kind}: not enough runs"
+        return "not enough runs"
     seeds = set(own[method]) & set(single) & set(own[multitask])  # paired: the same draws
     if not seeds:
-        return f"{kind}: no seed has all three of {method}, single-task and {multitask}"
+        return f"no seed has all three of {method}, single-task and {multitask}"
 
     def on(rows: Scores) -> Scores:
         return {k: v for k, v in rows.items() if k in seeds}
@@ -157,11 +173,7 @@ def verdict(
     )
     better, gap = max(s, m), abs(s - m)
     need = better if gap >= 2 else better - 0.3
-    ok = "meets" if ours >= need else "misses"
-    return (
-        f"{kind}: {method} {ours:.2f} vs single {s:.2f}, {multitask} {m:.2f} (the {len(seeds)} "
-        f"seeds all three have); needs >= {need:.2f}: {ok}"
-    )
+    return ours, s, m, need, len(seeds)
 
 
 def information(table: dict[str, dict[str, Scores]]) -> list[str]:
