@@ -22,7 +22,7 @@ from alphavil.alpha import AlphaFit
 from alphavil.alpha_exact import finite_or_inf, grid_check
 from alphavil.alpha_shrink import folds
 from alphavil.deltas import delta, mix, norms, restore, snapshot, stack_deltas
-from alphavil.methods.alphavil_fit import line9_objective, shrunk_fit, solve_line9
+from alphavil.methods.alphavil_fit import line9_objective, shrunk_fit, solve_line9, zero_one_fit
 from alphavil.methods.alphavil_joint import joint_passes
 from alphavil.methods.base import Method
 from alphavil.target_branch import (
@@ -252,16 +252,19 @@ class AlphaVIL(Method):
             self.loop.progress.phase(f"alpha ({what})", force=True)
         full_value = value  # of the factors of every row of the stacked deltas
         gram = step_gram(deltas, target) if av.step_length == "multitask" else None
-        fit = solve_line9(
-            av,
-            value_and_grad,
-            value,
-            n,
-            target,
-            branching=self.branching,
-            grad_hess=grad_hess,
-            gram=gram,
-        )
+        if av.fit_loss == "zero_one":  # a grid over z = (c, α_aux) on the dev error
+            fit = zero_one_fit(model, theta, deltas, dev, task, n, target, av.fit_grid)
+        else:
+            fit = solve_line9(
+                av,
+                value_and_grad,
+                value,
+                n,
+                target,
+                branching=self.branching,
+                grad_hess=grad_hess,
+                gram=gram,
+            )
         scale = 1.0  # alphavil.step_scale: the fit's last variable, the step's length
         if self.branching and av.step_scale:
             scale = float(fit.alphas[-1])

@@ -27,6 +27,7 @@ from alphavil.alpha_shrink import (
     shrink,
     standard_errors,
 )
+from alphavil.alpha_zero_one import grid_fit, target_error_value
 from alphavil.config import build_optimizer
 from alphavil.dev_calibration import calibrated_objective
 from alphavil.schema import ConfigError
@@ -35,6 +36,7 @@ from alphavil.target_branch import (
     ValueAndGrad,
     branch_objective,
     branch_starts,
+    full_alphas,
     multitask_point,
     normalized_branch_objective,
     scaled_branch_objective,
@@ -190,3 +192,23 @@ def shrunk_fit(
         "standard_error": dict(zip(map(str, grid), se, strict=True)),
         "fold_sizes": sizes,
     }
+
+
+def zero_one_fit(
+    model: torch.nn.Module,
+    theta: Any,
+    deltas: Any,
+    dev: Sequence[Any],
+    task: Any,
+    n: int,
+    target: int,
+    points: int,
+) -> AlphaFit:
+    """``fit_loss = "zero_one"``: the target branch's fit variables z = (c, α_aux) on a grid of
+    ``points`` per axis, the least dev error, ties to the multitask step
+    (:mod:`alphavil.alpha_zero_one`)."""
+    try:
+        error = target_error_value(model, theta, deltas, dev, task)
+    except ValueError as err:  # not a classification target
+        raise ConfigError(f"alphavil.fit_loss: {err}; set fit_loss = 'plain'") from None
+    return grid_fit(lambda z: error(full_alphas(z, target)), multitask_point(n, target), points)

@@ -99,7 +99,11 @@ class AlphaVILConfig:
     # = that loss after temperature scaling, the temperature re-fitted at every α, so that a
     # step which only makes the network more confident is not cut (alphavil.dev_calibration;
     # classification targets, alpha_solver "lbfgs" or "sgd").
-    fit_loss: str = choice("plain", "plain", "calibrated")
+    # "zero_one" = the target's dev error rate, over a grid of fit_grid points per fit variable
+    # (the target branch's c and each α_aux in [0, 1]), the least error and among equal errors
+    # the point nearest the multitask step (alphavil.alpha_zero_one; classification targets).
+    fit_loss: str = choice("plain", "plain", "calibrated", "zero_one")
+    fit_grid: int = bounded(5, 2)
     steps: int = bounded(10, 0)  # s, α tuning steps
     optimizer: dict[str, Any] = _opt("SGD", 0.005, momentum=0.5)  # noqa: RUF009 - returns a field()
     dev_fraction: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # of the target dev set for α
@@ -242,6 +246,19 @@ def check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
         raise ConfigError(
             "alphavil.fit_loss: 'calibrated' has no Hessian for alpha_solver = 'newton'; use "
             "alpha_solver = 'lbfgs' or 'sgd', or fit_loss = 'plain'"
+        )
+    if av.fit_loss == "zero_one" and not (
+        av.target_branch
+        and av.step_length == "fit"
+        and not (av.step_scale or av.shrink_folds)
+        and av.fit_grid ** len(tasks) <= 4096
+    ):
+        raise ConfigError(
+            "alphavil.fit_loss: 'zero_one' is a grid search over the target branch's fit "
+            f"variables, got target_branch = {av.target_branch}, step_length = "
+            f"{av.step_length!r}, step_scale = {av.step_scale}, shrink_folds = "
+            f"{av.shrink_folds}, fit_grid ** tasks = {av.fit_grid ** len(tasks)} (at most "
+            "4096 dev passes); set fit_loss = 'plain'"
         )
     if av.loss_scale == "target" and av.weight_rule == "additive":
         raise ConfigError(
