@@ -281,6 +281,25 @@ def target_loss_value(
     Same arguments as :func:`target_loss_and_grad`; used to compare starting points and for the
     grid diagnostic.
     """
+    return dev_mean_value(
+        model, theta, deltas, batches, task, lambda out, y: float(task.loss_sum(out, y)),
+        eval_mode=eval_mode,
+    )  # fmt: skip
+
+
+def dev_mean_value(
+    model: nn.Module,
+    theta: Mapping[str, Tensor],
+    deltas: Mapping[str, Tensor],
+    batches: Iterable[Any] | Callable[[], Iterable[Any]],
+    task: Task,
+    chunk_sum: Callable[[Tensor, Tensor], float],
+    *,
+    eval_mode: bool = True,
+) -> Callable[[Tensor], float]:
+    """α -> the mean over the dev examples of ``chunk_sum(outputs, targets)`` (a chunk's sum of
+    ``task``'s per-example values) at θ + Σ α δ: one forward pass, no graph, each rank its share
+    of the chunks under data parallelism."""
 
     @torch.no_grad()
     def value(alphas: Tensor) -> float:
@@ -290,7 +309,7 @@ def target_loss_value(
         with evaluation_mode(model, eval_mode):
             for inputs, targets in my_chunks(chunks):
                 out = functional_call(model, point, (inputs, [task.name]))
-                total += float(task.loss_sum(out[task.name], targets[task.name])) / n
+                total += chunk_sum(out[task.name], targets[task.name]) / n
         if world_size() > 1:  # data parallel: each rank evaluated its share of the chunks
             total = float(all_sum(torch.tensor(total, dtype=torch.float64)))
         return total

@@ -19,11 +19,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
 
-from alphavil.alpha import AlphaFit, dev_chunks, evaluation_mode, my_chunks
-from alphavil.deltas import mix
-from alphavil.distributed import all_sum, world_size
+from alphavil.alpha import AlphaFit, dev_mean_value
 from alphavil.tasks import Task
 
 
@@ -43,21 +40,10 @@ def target_error_value(
             f"the 0-1 loss needs a classification target, {task.name!r} is {task.kind}"
         )
 
-    @torch.no_grad()
-    def value(alphas: Tensor) -> float:
-        point = mix(theta, deltas, alphas.detach())
-        chunks, n = dev_chunks(batches, task)
-        wrong = 0.0
-        with evaluation_mode(model, eval_mode):
-            for inputs, targets in my_chunks(chunks):
-                out = functional_call(model, point, (inputs, [task.name]))
-                y = targets[task.name]
-                wrong += float(len(y) - int(task.correct(out[task.name], y)))
-        if world_size() > 1:  # data parallel: each rank evaluated its share of the chunks
-            wrong = float(all_sum(torch.tensor(wrong, dtype=torch.float64)))
-        return wrong / n
+    def wrong(out: Tensor, y: Tensor) -> float:
+        return float(len(y) - int(task.correct(out, y)))
 
-    return value
+    return dev_mean_value(model, theta, deltas, batches, task, wrong, eval_mode=eval_mode)
 
 
 def grid_fit(error: Callable[[Tensor], float], home: Tensor, points: int) -> AlphaFit:
