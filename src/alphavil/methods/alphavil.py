@@ -25,6 +25,7 @@ from alphavil.deltas import delta, mix, norms, restore, snapshot, stack_deltas
 from alphavil.methods.alphavil_fit import line9_objective, shrunk_fit, solve_line9, zero_one_fit
 from alphavil.methods.alphavil_joint import joint_passes
 from alphavil.methods.base import Method
+from alphavil.methods.merging import Key, score_key
 from alphavil.target_branch import (
     blend_states,
     branch_objective,
@@ -45,17 +46,21 @@ class AlphaVIL(Method):
 
     def __init__(self, loop: Any) -> None:
         super().__init__(loop)
-        self.shares: ShareSGD | ShareAdam | None = (
-            None  # the joint updates' optimiser (updates = "joint")
-        )
+        self.shares: ShareSGD | ShareAdam | None = None  # the joint updates' optimiser
         self.alone: ShareSGD | ShareAdam | None = None  # the target branch's (target_branch)
         self.written: Tensor | None = None  # line 10's averaged factors (write_step < 1)
+        self.best_passes = [1, 1]  # the passes the joint and branch deltas end at (restore_best)
 
     @property
     def branching(self) -> bool:
         """Whether this run has a target branch (``alphavil.target_branch`` with auxiliary tasks:
         with the target alone the branch would be the joint pass itself)."""
         return bool(self.loop.cfg.alphavil.target_branch) and len(self.loop.tasks) > 1
+
+    def pass_score(self) -> Key:
+        """The target's dev score of the model now (``alphavil.restore_best``)."""
+        target = self.loop.target
+        return score_key(self.loop.evaluate("dev", [target])[target], "accuracy")
 
     def share_optimizer(self) -> ShareSGD | ShareAdam:
         """The optimiser that splits each joint step into task shares (built on first use from
@@ -96,7 +101,10 @@ class AlphaVIL(Method):
         opt.reset_shares()
         scales = loss_scales(loop.weights, loop.target, av.loss_scale)
         batch_order = loop.generator.get_state()
-        losses = joint_passes(loop, opt, loop.tasks, scales, "joint updates", av.passes)
+        score = self.pass_score if av.restore_best else None
+        losses, self.best_passes[0] = joint_passes(
+            loop, opt, loop.tasks, scales, "joint updates", av.passes, score
+        )
         deltas = share_deltas(loop.model, theta, opt)
         if self.branching:
             restore(loop.model, theta)
@@ -105,9 +113,9 @@ class AlphaVIL(Method):
             alone = self.branch_optimizer()
             alone.reset_shares()
             scale = 1.0 if av.branch_scale == "full" else scales[loop.target]
-            joint_passes(
-                loop, alone, [loop.target], {loop.target: scale}, "target alone", av.passes
-            )
+            self.best_passes[1] = joint_passes(
+                loop, alone, [loop.target], {loop.target: scale}, "target alone", av.passes, score
+            )[1]
             loop.generator.set_state(after)
             branch = share_deltas(loop.model, theta, alone)
             deltas = with_branch(deltas, {k: v[0] for k, v in branch.items()})
@@ -277,6 +285,10 @@ class AlphaVIL(Method):
         info: dict[str, Any] = {}
         if av.step_scale or gram is not None:
             info["step_scale"] = scale
+        if av.restore_best:
+            info["best_pass"] = dict(zip(["joint", "alone"], self.best_passes, strict=False))
+            if not self.branching:
+                info["best_pass"].pop("alone")
         if av.shrink_folds or av.write_step < 1:  # the fit before shrinking or averaging
             info["alpha_fitted"] = dict(zip(self.loop.tasks, fit.alphas.tolist(), strict=True))
         if av.shrink_folds:

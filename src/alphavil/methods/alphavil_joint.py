@@ -6,6 +6,7 @@ as its own row (and, for the target branch, the target's rows alone).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -13,6 +14,8 @@ from torch import Tensor
 
 from alphavil import distributed as dist
 from alphavil.data.batching import step_for_task
+from alphavil.deltas import restore, snapshot
+from alphavil.methods.merging import Key
 from alphavil.task_shares import ShareAdam, ShareSGD
 from alphavil.training import NonFiniteLossError
 
@@ -74,14 +77,31 @@ def joint_passes(
     scales: dict[str, float],
     what: str,
     passes: int,
-) -> dict[str, float]:
+    score: Callable[[], Key] | None = None,
+) -> tuple[dict[str, float], int]:
     """``passes`` joint passes in a row (:func:`joint_pass`; ``alphavil.passes``), the shares
-    of ``opt`` accumulating over all of them. Each task's mean batch loss over the passes."""
+    of ``opt`` accumulating over all of them. Each task's mean batch loss over the passes, and
+    the pass whose end the model and the shares are left at.
+
+    With ``score`` (the target's dev score of the model, higher is better; ``alphavil.
+    restore_best``) the model and the shares go back to the end of the best-scoring pass, the
+    first of equal ones (ForkMerge's interval-best state, Jiang et al. 2023); the optimiser's
+    own state (momentum) stays where the last pass left it, as a ForkMerge branch's does."""
     if passes == 1:
-        return joint_pass(loop, opt, tasks, scales, what)
+        return joint_pass(loop, opt, tasks, scales, what), 1
     totals = dict.fromkeys(tasks, 0.0)
+    best: tuple[Key, int, list[list[Tensor]], dict[str, Tensor]] | None = None
     for k in range(1, passes + 1):
         losses = joint_pass(loop, opt, tasks, scales, f"{what} (pass {k}/{passes})")
         for t in tasks:
             totals[t] += losses[t] / passes
-    return totals
+        if score is not None:
+            key = score()
+            if best is None or key > best[0]:
+                shares = [[x.clone() for x in row] for row in opt.shares]
+                best = (key, k, shares, snapshot(loop.model))
+    if best is None or best[1] == passes:
+        return totals, passes
+    opt.shares = best[2]
+    restore(loop.model, best[3])
+    return totals, best[1]

@@ -81,6 +81,10 @@ class AlphaVILConfig:
     # Jiang et al. 2023) rather than one; a loop epoch is then `passes` passes (scale
     # train.epochs by 1/passes to keep the budget).
     passes: int = bounded(1, 1)
+    # passes >= 2 only: the joint pass and the target branch each bring to line 9 their state at
+    # the end of the pass with the best target dev score (accuracy, ties to the lower loss) of
+    # the interval, not at its last (ForkMerge's restore_best); costs a dev pass per pass.
+    restore_best: bool = False
     # Line 10's factors: an exponential average of the fitted ones with this step, starting at
     # the multitask step (α = 1, c = 0), so that a noisy fit on a small dev set is averaged over
     # epochs before it is acted on; 1 = the fit itself (the paper). The weights (line 11) move
@@ -241,6 +245,11 @@ def check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
             f"alphavil.passes: several passes per fit are an option of joint updates, got "
             f"passes = {av.passes} with updates = {av.updates!r}; set passes = 1 or "
             "updates = 'joint'"
+        )
+    if av.restore_best and av.passes < 2:
+        raise ConfigError(
+            "alphavil.restore_best: keeps the best of several joint passes, got passes = "
+            f"{av.passes}; set alphavil.passes >= 2 or restore_best = false"
         )
     if av.fit_loss == "calibrated" and av.alpha_solver == "newton":
         raise ConfigError(

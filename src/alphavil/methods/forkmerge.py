@@ -71,10 +71,10 @@ import torch
 from alphavil.config import ConfigError, bounded, build_optimizer, choice
 from alphavil.deltas import Params, restore, snapshot
 from alphavil.methods.base import Method
-from alphavil.methods.merging import Key, greedy_lambdas, merge_states
+from alphavil.methods.merging import Key, greedy_lambdas, merge_states, score_key
 
 if TYPE_CHECKING:
-    from alphavil.training import TaskScore, Trainer
+    from alphavil.training import Trainer
 
 
 @dataclass
@@ -110,16 +110,6 @@ def resolve_branches(ks: Sequence[int], n_aux: int) -> list[int]:
     """The branches' auxiliary counts: −1 → all ``n_aux``, clipped to ``n_aux``, deduplicated,
     ascending."""
     return sorted({n_aux if k < 0 else min(k, n_aux) for k in ks})
-
-
-def score_key(score: TaskScore, metric: str) -> Key:
-    """A dev score as a comparable key (higher is better). ``"accuracy"``: (accuracy, −loss),
-    accuracy being minus the loss for regression; ``"loss"``: (−loss,). A missing or
-    non-finite loss counts as −∞."""
-    neg_loss = -score.loss if score.loss is not None and math.isfinite(score.loss) else -math.inf
-    if metric == "loss":
-        return (neg_loss,)
-    return (score.accuracy if score.accuracy is not None else neg_loss, neg_loss)
 
 
 @dataclass

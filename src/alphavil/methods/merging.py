@@ -3,16 +3,28 @@ and ForkMerge's greedy λ search (:func:`greedy_lambdas`; :mod:`alphavil.methods
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
 from alphavil.deltas import Params
+from alphavil.scores import TaskScore
 
-__all__ = ["Key", "greedy_lambdas", "merge_states"]
+__all__ = ["Key", "greedy_lambdas", "merge_states", "score_key"]
 
 Key = tuple[float, ...]  # a dev score, compared lexicographically; higher is better
+
+
+def score_key(score: TaskScore, metric: str) -> Key:
+    """A dev score as a comparable key (higher is better). ``"accuracy"``: (accuracy, −loss),
+    accuracy being minus the loss for regression; ``"loss"``: (−loss,). A missing or
+    non-finite loss counts as −∞."""
+    neg_loss = -score.loss if score.loss is not None and math.isfinite(score.loss) else -math.inf
+    if metric == "loss":
+        return (neg_loss,)
+    return (score.accuracy if score.accuracy is not None else neg_loss, neg_loss)
 
 
 def merge_states(states: Sequence[Mapping[str, Tensor]], lambdas: Sequence[float]) -> Params:
