@@ -179,3 +179,28 @@ def test_the_bar_table_puts_rows_side_by_side_and_counts_the_cells_met(study: Pa
     assert any(line.endswith("| random | – | – |") for line in lines)  # no random runs
     assert lines[-1] == "| cells met |  | 1 of 1 | 0 of 1 |"
     assert main(["bar", str(study), "--rows", "alphavil", "forkmerge"]) == 0
+
+
+def test_ties_to_the_lower_dev_loss_reselect_among_epochs_of_equal_accuracy(study: Path) -> None:
+    """Epochs 1 and 3 tie on dev accuracy; the loop's rule keeps epoch 1 (test 0.80), ties to
+    the lower dev loss keep epoch 3 (test 0.96), and a strictly better dev accuracy still wins
+    over a lower loss. ``ties = "first"`` leaves the summaries as the loop wrote them."""
+    rows = [(0.9, 0.5, 0.80), (0.85, 0.1, 0.99), (0.9, 0.3, 0.96)]  # (dev acc, dev loss, test)
+    for s in range(3):
+        recs = [
+            {
+                "epoch": e,
+                "dev": {"left": {"accuracy": d, "loss": lo}},
+                "test": {"left": {"accuracy": t}},
+            }
+            for e, (d, lo, t) in enumerate(rows, start=1)
+        ]
+        path = study / f"coarse.multitask-s{s}" / "metrics.jsonl"
+        path.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    assert "| coarse | 80.33 (3) | 92.00 (3) |" in means(study, ["multitask"], ties="first")
+    # re-selected runs need their metrics: the hand-made single-task runs have none
+    assert "| coarse | – | 96.00 (3) |" in means(study, ["multitask"], ties="loss")
+    assert "| coarse | – | 99.00 (3) |" in means(study, ["multitask"], every=2)  # epoch 2 only
+    assert main(["means", str(study), "--rows", "multitask", "--ties", "loss"]) == 0
+    with pytest.raises(SystemExit):
+        main(["means", str(study), "--rows", "multitask", "--ties", "last"])

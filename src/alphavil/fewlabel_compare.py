@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from collections.abc import Callable, Iterator
@@ -53,10 +54,18 @@ def _target_runs(folder: Path) -> tuple[str, list[dict[str, Any]]]:
     return str(targets.pop()), runs
 
 
-def every_k_passes(run: dict[str, Any], target: str, every: int) -> dict[str, Any]:
-    """``run`` with its best dev epoch re-selected as if the target were evaluated only after
-    every ``every``-th pass of training (an αVIL run with ``passes`` = p evaluates after every
-    p-th): the highest dev accuracy among those epochs, the first on ties, as the loop picks."""
+TIES = ("first", "loss")  # the loop's rule (the first of tied epochs), or the lower dev loss
+
+
+def reselect(
+    run: dict[str, Any], target: str, every: int = 1, ties: str = "first"
+) -> dict[str, Any]:
+    """``run`` with its best dev epoch re-selected: among the epochs after every ``every``-th
+    pass of training (an αVIL run with ``passes`` = p evaluates after every p-th), the highest
+    dev accuracy, ties going to the first epoch (``ties = "first"``, as the loop picks) or to
+    the lower dev loss and then the first (``"loss"``)."""
+    if ties not in TIES:
+        raise ValueError(f"ties: expected one of {', '.join(TIES)}, got {ties!r}")
     cfg = run["config"]
     passes = cfg.get("alphavil", {}).get("passes", 1) if cfg["train"]["method"] == "alphavil" else 1
     kept = [
@@ -66,7 +75,14 @@ def every_k_passes(run: dict[str, Any], target: str, every: int) -> dict[str, An
     ]
     if not kept:
         return {**run, "summary": {**run["summary"], "best": {}}}
-    best = max(kept, key=lambda r: (r["dev"][target]["accuracy"], -r["epoch"]))
+
+    def key(rec: dict[str, Any]) -> tuple[float, ...]:
+        dev = rec["dev"][target]
+        loss = dev.get("loss")
+        tie = -loss if ties == "loss" and loss is not None and math.isfinite(loss) else 0.0
+        return (dev["accuracy"], tie if ties == "loss" else 0.0, -rec["epoch"])
+
+    best = max(kept, key=key)
     chosen = {
         "epoch": best["epoch"],
         "dev_accuracy": best["dev"][target]["accuracy"],
@@ -75,13 +91,16 @@ def every_k_passes(run: dict[str, Any], target: str, every: int) -> dict[str, An
     return {**run, "summary": {**run["summary"], "best": {target: chosen}}}
 
 
-def study_scores(folder: Path, every: int = 1) -> tuple[str, dict[str, dict[str, Scores]]]:
+def study_scores(
+    folder: Path, every: int = 1, ties: str = "first"
+) -> tuple[str, dict[str, dict[str, Scores]]]:
     """A study folder's target and its scores table (:func:`alphavil.fewlabel_report.scores`);
-    with ``every`` > 1 each run's best epoch re-selected among those after every ``every``-th
-    pass (:func:`every_k_passes`), so that rows evaluated on different schedules compare."""
+    with ``every`` > 1 or ``ties = "loss"`` each run's best epoch re-selected
+    (:func:`reselect`), so that rows evaluated on different schedules, or under another tie
+    rule, compare."""
     target, runs = _target_runs(folder)
-    if every > 1:
-        runs = [every_k_passes(r, target, every) for r in runs]
+    if every > 1 or ties != "first":
+        runs = [reselect(r, target, every, ties) for r in runs]
     return target, scores(runs, target)
 
 
@@ -95,10 +114,10 @@ def _table(head: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
 
 
-def means(folder: Path, rows: list[str], every: int = 1) -> str:
+def means(folder: Path, rows: list[str], every: int = 1, ties: str = "first") -> str:
     """Mean test accuracy (seeds) per kind: the dev-tuned single-task row, then ``rows``
-    (``every``: :func:`study_scores`)."""
-    _, table = study_scores(folder, every)
+    (``every``, ``ties``: :func:`study_scores`)."""
+    _, table = study_scores(folder, every, ties)
     single = table.get(CONTROLS, {}).get("single-tuned")
     body = []
     for kind in KINDS:
@@ -109,12 +128,15 @@ def means(folder: Path, rows: list[str], every: int = 1) -> str:
     return _table(["kind", "single (dev-tuned)", *rows], body)
 
 
-def paired(folders: list[Path], rows: list[str], against: str, every: int = 1) -> str:
+def paired(
+    folders: list[Path], rows: list[str], against: str, every: int = 1, ties: str = "first"
+) -> str:
     """Each row minus ``against`` per study and kind, paired by seed: test mean [95% bootstrap
-    CI] (seeds higher / seeds) and the mean dev difference (``every``: :func:`study_scores`)."""
+    CI] (seeds higher / seeds) and the mean dev difference (``every``, ``ties``:
+    :func:`study_scores`)."""
     body = []
     for folder in folders:
-        _, table = study_scores(folder, every)
+        _, table = study_scores(folder, every, ties)
         for kind in KINDS:
             own = table.get(kind, {})
             cells = []
@@ -184,24 +206,28 @@ def final_weights(folders: list[Path], row: str) -> str:
     return _mean_table(folders, row, values)
 
 
-def bar(folders: list[Path], row: str, multitask: str = "multitask") -> str:
+def bar(folders: list[Path], row: str, multitask: str = "multitask", ties: str = "first") -> str:
     """The issue's bar for configuration ``row`` per study and kind
-    (:func:`alphavil.fewlabel_report.verdict`; ``multitask``: the equal-weight row)."""
+    (:func:`alphavil.fewlabel_report.verdict`; ``multitask``: the equal-weight row; ``ties``:
+    :func:`study_scores`)."""
     lines = []
     for folder in folders:
-        _, table = study_scores(folder)
+        _, table = study_scores(folder, ties=ties)
         name = _study_name(folder)
         lines += [f"* {name}, {verdict(table, kind, row, multitask)}" for kind in KINDS]
     return "\n".join(lines)
 
 
-def bar_table(folders: list[Path], rows: list[str], multitask: str = "multitask") -> str:
+def bar_table(
+    folders: list[Path], rows: list[str], multitask: str = "multitask", ties: str = "first"
+) -> str:
     """The issue's bar for several configurations side by side: per study and kind, each
     row's mean, what the bar needs on that row's seeds (shared with single-task and
-    ``multitask``) and the verdict, with the cells that meet it counted in the last line."""
+    ``multitask``) and the verdict, with the cells that meet it counted in the last line
+    (``ties``: every run's best epoch under that tie rule, :func:`study_scores`)."""
     body, met, measured = [], dict.fromkeys(rows, 0), dict.fromkeys(rows, 0)
     for folder in folders:
-        _, table = study_scores(folder)
+        _, table = study_scores(folder, ties=ties)
         for kind in KINDS:
             cells = [_study_name(folder), kind]
             for row in rows:
@@ -282,6 +308,7 @@ def curve(folders: list[Path], label: str, keys: list[str], every: int = 3) -> s
 
 
 EVERY_HELP = "re-select each run's best epoch as if evaluated after every k-th pass only"
+TIES_HELP = "among epochs of equal dev accuracy: the first (the loop's rule) or the lower dev loss"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,11 +320,13 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("study", type=Path)
     m.add_argument("--rows", nargs="+", required=True)
     m.add_argument("--every", type=int, default=1, help=EVERY_HELP)
+    m.add_argument("--ties", choices=TIES, default="first", help=TIES_HELP)
     pd = sub.add_parser("paired", help="paired differences against one configuration")
     pd.add_argument("studies", type=Path, nargs="+")
     pd.add_argument("--rows", nargs="+", required=True)
     pd.add_argument("--against", default="alphavil")
     pd.add_argument("--every", type=int, default=1, help=EVERY_HELP)
+    pd.add_argument("--ties", choices=TIES, default="first", help=TIES_HELP)
     a = sub.add_parser("alpha", help="mean fitted α of the auxiliary tasks")
     a.add_argument("studies", type=Path, nargs="+")
     a.add_argument("--row", default="alphavil")
@@ -310,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--row", default="alphavil")
     b.add_argument("--rows", nargs="+", help="several rows side by side, as a table")
     b.add_argument("--multitask", default="multitask", help="the equal-weight row to compare")
+    b.add_argument("--ties", choices=TIES, default="first", help=TIES_HELP)
     c = sub.add_parser("curve", help="per-epoch mean of a metrics value over a row's seeds")
     c.add_argument("studies", type=Path, nargs="+")
     c.add_argument("--label", required=True, help="a run label, e.g. coarse.alphavil")
@@ -322,9 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         if args.what == "means":
-            print(means(args.study, args.rows, args.every))
+            print(means(args.study, args.rows, args.every, args.ties))
         elif args.what == "paired":
-            print(paired(args.studies, args.rows, args.against, args.every))
+            print(paired(args.studies, args.rows, args.against, args.every, args.ties))
         elif args.what == "alpha":
             print(alpha_use(args.studies, args.row, written=args.written))
         elif args.what == "weights":
@@ -334,9 +364,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.what == "curve":
             print(curve(args.studies, args.label, args.keys, args.every))
         elif args.rows:
-            print(bar_table(args.studies, args.rows, args.multitask))
+            print(bar_table(args.studies, args.rows, args.multitask, args.ties))
         else:
-            print(bar(args.studies, args.row, args.multitask))
+            print(bar(args.studies, args.row, args.multitask, args.ties))
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
