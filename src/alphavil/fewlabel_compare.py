@@ -78,9 +78,11 @@ def reselect(
 
     def key(rec: dict[str, Any]) -> tuple[float, ...]:
         dev = rec["dev"][target]
-        loss = dev.get("loss")
-        tie = -loss if ties == "loss" and loss is not None and math.isfinite(loss) else 0.0
-        return (dev["accuracy"], tie if ties == "loss" else 0.0, -rec["epoch"])
+        if ties == "first":
+            return (dev["accuracy"], -rec["epoch"])
+        loss = dev.get("loss")  # a missing or non-finite loss loses the tie (as score_key)
+        neg_loss = -loss if loss is not None and math.isfinite(loss) else -math.inf
+        return (dev["accuracy"], neg_loss, -rec["epoch"])
 
     best = max(kept, key=key)
     chosen = {

@@ -286,9 +286,8 @@ class AlphaVIL(Method):
         if av.step_scale or gram is not None:
             info["step_scale"] = scale
         if av.restore_best:
-            info["best_pass"] = dict(zip(["joint", "alone"], self.best_passes, strict=False))
-            if not self.branching:
-                info["best_pass"].pop("alone")
+            joint, alone = self.best_passes
+            info["best_pass"] = {"joint": joint, **({"alone": alone} if self.branching else {})}
         if av.shrink_folds or av.write_step < 1:  # the fit before shrinking or averaging
             info["alpha_fitted"] = dict(zip(self.loop.tasks, fit.alphas.tolist(), strict=True))
         if av.shrink_folds:
