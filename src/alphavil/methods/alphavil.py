@@ -22,7 +22,7 @@ from alphavil.alpha import AlphaFit
 from alphavil.alpha_exact import finite_or_inf, grid_check
 from alphavil.alpha_shrink import folds
 from alphavil.deltas import delta, mix, norms, restore, snapshot, stack_deltas
-from alphavil.methods.alphavil_fit import line9_objective, shrunk_fit, solve_line9, zero_one_fit
+from alphavil.methods.alphavil_fit import discrete_fit, line9_objective, shrunk_fit, solve_line9
 from alphavil.methods.alphavil_joint import joint_passes
 from alphavil.methods.base import Method
 from alphavil.methods.merging import Key, score_key
@@ -260,8 +260,9 @@ class AlphaVIL(Method):
             self.loop.progress.phase(f"alpha ({what})", force=True)
         full_value = value  # of the factors of every row of the stacked deltas
         gram = step_gram(deltas, target) if av.step_length == "multitask" else None
-        if av.fit_loss == "zero_one":  # a grid over z = (c, α_aux) on the dev error
-            fit = zero_one_fit(model, theta, deltas, dev, task, n, target, av.fit_grid)
+        info: dict[str, Any] = {}
+        if av.fit_loss == "zero_one" or av.merge == "greedy":  # a choice among points of z
+            fit, info = discrete_fit(av, model, theta, deltas, dev, task, n, target)
         else:
             fit = solve_line9(
                 av,
@@ -282,7 +283,6 @@ class AlphaVIL(Method):
             scale = float(length_scale(full_alphas(fit.alphas.double(), target), gram, reference))
         if self.fit_failed(fit):
             raise NonFiniteLossError(self.non_finite_cause(fit, full_value, deltas))
-        info: dict[str, Any] = {}
         if av.step_scale or gram is not None:
             info["step_scale"] = scale
         if av.restore_best:

@@ -20,6 +20,7 @@ from alphavil.alpha_exact import (
     start_candidates,
     target_loss_grad_hess,
 )
+from alphavil.alpha_greedy import greedy_fit, merge_candidates, target_score_value
 from alphavil.alpha_shrink import (
     best_strength,
     fold_losses,
@@ -194,7 +195,8 @@ def shrunk_fit(
     }
 
 
-def zero_one_fit(
+def discrete_fit(
+    av: AlphaVILConfig,
     model: torch.nn.Module,
     theta: Any,
     deltas: Any,
@@ -202,13 +204,23 @@ def zero_one_fit(
     task: Any,
     n: int,
     target: int,
-    points: int,
-) -> AlphaFit:
-    """``fit_loss = "zero_one"``: the target branch's fit variables z = (c, α_aux) on a grid of
-    ``points`` per axis, the least dev error, ties to the multitask step
-    (:mod:`alphavil.alpha_zero_one`)."""
+) -> tuple[AlphaFit, dict[str, Any]]:
+    """Line 9 as a choice among points of the target branch's fit variables z = (c, α_aux):
+    ``fit_loss = "zero_one"``, a grid of ``fit_grid`` points per axis, the least dev error,
+    ties to the multitask step (:mod:`alphavil.alpha_zero_one`); ``merge = "greedy"``,
+    ForkMerge's greedy merge of whole updates (:mod:`alphavil.alpha_greedy`). Returns the fit
+    and what to log."""
+    if av.merge == "greedy":
+        key = target_score_value(model, theta, deltas, dev, task)
+        fit, record = greedy_fit(
+            lambda z: key(full_alphas(z, target)),
+            merge_candidates(n, target, branching=True),
+            av.merge_grid,
+        )
+        return fit, {"merge": record}
     try:
         error = target_error_value(model, theta, deltas, dev, task)
     except ValueError as err:  # not a classification target
         raise ConfigError(f"alphavil.fit_loss: {err}; set fit_loss = 'plain'") from None
-    return grid_fit(lambda z: error(full_alphas(z, target)), multitask_point(n, target), points)
+    home = multitask_point(n, target)
+    return grid_fit(lambda z: error(full_alphas(z, target)), home, av.fit_grid), {}

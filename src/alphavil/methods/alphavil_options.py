@@ -108,6 +108,13 @@ class AlphaVILConfig:
     # the point nearest the multitask step (alphavil.alpha_zero_one; classification targets).
     fit_loss: str = choice("plain", "plain", "calibrated", "zero_one")
     fit_grid: int = bounded(5, 2)
+    # Line 9's search: "fit" = the fit above; "greedy" = ForkMerge's merge (Jiang et al. 2023)
+    # of whole updates (the joint pass, the target alone, the target with each one auxiliary):
+    # ranked by the target's dev accuracy (ties: lower loss), the best kept whole, each next
+    # added at λ = a · mean(λ so far) with a from merge_grid where it raises that score
+    # (alphavil.alpha_greedy; target branch, plain dev loss).
+    merge: str = choice("fit", "fit", "greedy")
+    merge_grid: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     steps: int = bounded(10, 0)  # s, α tuning steps
     optimizer: dict[str, Any] = _opt("SGD", 0.005, momentum=0.5)  # noqa: RUF009 - returns a field()
     dev_fraction: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # of the target dev set for α
@@ -268,6 +275,22 @@ def check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
             f"{av.step_length!r}, step_scale = {av.step_scale}, shrink_folds = "
             f"{av.shrink_folds}, fit_grid ** tasks = {av.fit_grid ** len(tasks)} (at most "
             "4096 dev passes); set fit_loss = 'plain'"
+        )
+    if av.merge == "greedy" and not (
+        av.target_branch
+        and av.fit_loss == "plain"
+        and av.step_length == "fit"
+        and not (av.step_scale or av.shrink_folds)
+    ):
+        raise ConfigError(
+            "alphavil.merge: 'greedy' merges whole updates with the target branch, got "
+            f"target_branch = {av.target_branch}, fit_loss = {av.fit_loss!r}, step_length = "
+            f"{av.step_length!r}, step_scale = {av.step_scale}, shrink_folds = "
+            f"{av.shrink_folds}; set merge = 'fit'"
+        )
+    if not av.merge_grid or not all(isinstance(a, int | float) and a >= 0 for a in av.merge_grid):
+        raise ConfigError(
+            f"alphavil.merge_grid: expected a non-empty list of values >= 0, got {av.merge_grid}"
         )
     if av.loss_scale == "target" and av.weight_rule == "additive":
         raise ConfigError(
