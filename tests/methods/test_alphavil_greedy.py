@@ -105,3 +105,20 @@ def test_a_bad_merge_grid_is_refused(tmp_path: Path, grid: str) -> None:
 def test_the_paper_preset_refuses_the_greedy_merge(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^alphavil\.merge: 'greedy' .*target_branch = False"):
         toy_config(tmp_path, *GREEDY, "alphavil.preset=paper")
+
+
+@pytest.mark.parametrize("choice", ["alphavil.merge=greedy", "alphavil.fit_loss=zero_one"])
+def test_with_the_target_alone_its_update_is_taken_whole(tmp_path: Path, choice: str) -> None:
+    """No auxiliary task, no branch: the discrete choices have one point, α = 1, and the run is
+    single-task training."""
+    cfg = toy_config(
+        tmp_path,
+        *TOY_BUDGET,
+        "train.method=alphavil",
+        "train.threads=1",
+        choice,
+        "train.tasks=['main']",
+    )
+    execute(cfg, tmp_path / "run", show_progress=False)
+    records = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert [r["alpha"] for r in records] == [{"main": 1.0}, {"main": 1.0}]

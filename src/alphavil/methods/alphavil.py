@@ -262,7 +262,7 @@ class AlphaVIL(Method):
         gram = step_gram(deltas, target) if av.step_length == "multitask" else None
         info: dict[str, Any] = {}
         if av.fit_loss == "zero_one" or av.merge == "greedy":  # a choice among points of z
-            fit, info = discrete_fit(av, model, theta, deltas, dev, task, n, target)
+            fit, info = discrete_fit(av, model, theta, deltas, dev, task, n, target, self.branching)
         else:
             fit = solve_line9(
                 av,

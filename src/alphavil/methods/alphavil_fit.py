@@ -204,12 +204,18 @@ def discrete_fit(
     task: Any,
     n: int,
     target: int,
+    branching: bool,
 ) -> tuple[AlphaFit, dict[str, Any]]:
     """Line 9 as a choice among points of the target branch's fit variables z = (c, α_aux):
     ``fit_loss = "zero_one"``, a grid of ``fit_grid`` points per axis, the least dev error,
     ties to the multitask step (:mod:`alphavil.alpha_zero_one`); ``merge = "greedy"``,
-    ForkMerge's greedy merge of whole updates (:mod:`alphavil.alpha_greedy`). Returns the fit
-    and what to log."""
+    ForkMerge's greedy merge of whole updates (:mod:`alphavil.alpha_greedy`). Without a branch
+    (the target alone in ``train.tasks``) there is nothing to choose: the target's update whole.
+    Returns the fit and what to log."""
+    if not branching:
+        whole = multitask_point(n, target, branching=False)
+        loss = target_loss_value(model, theta, deltas, dev, task)(whole)
+        return AlphaFit(alphas=whole, forward_passes=1, final_loss=loss), {}
     if av.merge == "greedy":
         key = target_score_value(model, theta, deltas, dev, task)
         fit, record = greedy_fit(
