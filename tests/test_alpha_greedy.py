@@ -27,29 +27,20 @@ def points(cands: list[tuple[str, torch.Tensor]]) -> dict[str, list[float]]:
     return {name: z.tolist() for name, z in cands}
 
 
-def test_candidates_with_the_target_branch() -> None:
+def test_the_candidates_take_updates_whole() -> None:
     """z = (c in the target's coordinate, α_aux): the joint pass, the target alone (c = 1),
     and with two or more auxiliaries the target's share with each one whole."""
-    assert points(merge_candidates(2, 0, branching=True)) == {
+    assert points(merge_candidates(2, 0)) == {
         "joint": [0.0, 1.0],
         "alone": [1.0, 0.0],
     }
-    assert points(merge_candidates(3, 1, branching=True)) == {
+    assert points(merge_candidates(3, 1)) == {
         "joint": [1.0, 0.0, 1.0],
         "alone": [0.0, 1.0, 0.0],
         "pair 0": [1.0, 0.0, 0.0],
         "pair 2": [0.0, 0.0, 1.0],
     }
-    assert points(merge_candidates(1, 0, branching=True)) == {"joint": [0.0]}
-
-
-def test_candidates_without_the_branch_are_factors_of_the_shares() -> None:
-    assert points(merge_candidates(3, 0, branching=False)) == {
-        "joint": [1.0, 1.0, 1.0],
-        "alone": [1.0, 0.0, 0.0],
-        "pair 1": [1.0, 1.0, 0.0],
-        "pair 2": [1.0, 0.0, 1.0],
-    }
+    assert points(merge_candidates(1, 0)) == {"joint": [0.0]}
 
 
 def quadratic(best: list[float]) -> Callable[[torch.Tensor], Key]:
@@ -63,7 +54,7 @@ def quadratic(best: list[float]) -> Callable[[torch.Tensor], Key]:
 
 
 def test_the_best_candidate_is_kept_whole_when_no_addition_helps() -> None:
-    cands = merge_candidates(2, 0, branching=True)
+    cands = merge_candidates(2, 0)
     z, record = greedy_merge(quadratic([1.0, 0.0]), cands, GRID)  # the target alone
     assert z.tolist() == [1.0, 0.0]
     assert record["ranking"] == ["alone", "joint"] and record["lambdas"] == [1.0, 0.0]
@@ -73,7 +64,7 @@ def test_the_best_candidate_is_kept_whole_when_no_addition_helps() -> None:
 def test_the_merge_takes_the_grid_value_of_the_best_convex_mix() -> None:
     """With the peak at z = (0.4, 0.6) = (1·joint + (2/3)·alone) / (5/3) only a = 0.6 of the
     grid hits it (λ_alone = a · 1): the merge lands exactly there."""
-    cands = merge_candidates(2, 0, branching=True)
+    cands = merge_candidates(2, 0)
     z, record = greedy_merge(quadratic([0.375, 0.625]), cands, GRID)
     assert record["ranking"] == ["joint", "alone"]
     assert record["lambdas"] == [1.0, 0.6]
@@ -92,13 +83,13 @@ def test_each_next_lambda_is_a_times_the_mean_so_far() -> None:
 
 
 def test_ties_keep_the_given_order_and_the_merge_so_far() -> None:
-    cands = merge_candidates(2, 0, branching=True)
+    cands = merge_candidates(2, 0)
     z, record = greedy_merge(lambda z: (0.5, -1.0), cands, GRID)  # every point scores the same
     assert record["ranking"] == ["joint", "alone"] and z.tolist() == [0.0, 1.0]
 
 
 def test_greedy_fit_reports_the_dev_losses_at_the_joint_pass_and_the_merge() -> None:
-    cands = merge_candidates(2, 0, branching=True)
+    cands = merge_candidates(2, 0)
 
     def score(z: torch.Tensor) -> Key:
         return (float(z[0]), -(1.0 + float(z[0])))  # accuracy and loss both rise with c
@@ -109,18 +100,28 @@ def test_greedy_fit_reports_the_dev_losses_at_the_joint_pass_and_the_merge() -> 
     assert fit.forward_passes == 2 * record["score_calls"]
 
 
-def test_the_dev_key_is_the_loops_selection_key(tmp_path: Path) -> None:
-    """At several points of z the key equals (accuracy, −loss) of the loop's own dev
-    evaluation of the model written there."""
+def dev_key(
+    tmp_path: Path,
+) -> tuple[
+    Trainer, dict[str, torch.Tensor], dict[str, torch.Tensor], Callable[[torch.Tensor], Key]
+]:
+    """A toy αVIL loop's first epoch: the loop, θ, the stacked deltas and the target's dev key
+    as a function of the factors of every row of the deltas."""
     cfg = toy_config(tmp_path, *TOY_BUDGET, "train.method=alphavil", "train.threads=1")
     data, make_model = load_data(cfg)
     torch.manual_seed(0)
     loop = Trainer(cfg, data, make_model())
-    method = loop.method
-    theta, deltas, _ = method.collect_deltas()  # type: ignore[attr-defined]
-    dev = method.alpha_dev_batches()  # type: ignore[attr-defined]
-    target = loop.tasks.index(loop.target)
+    theta, deltas, _ = loop.method.collect_deltas()  # type: ignore[attr-defined]
+    dev = loop.method.alpha_dev_batches()  # type: ignore[attr-defined]
     key = target_score_value(loop.model, theta, deltas, dev, loop.task_map[loop.target])
+    return loop, theta, deltas, key
+
+
+def test_the_dev_key_is_the_loops_selection_key(tmp_path: Path) -> None:
+    """At several points of z the key equals (accuracy, −loss) of the loop's own dev
+    evaluation of the model written there."""
+    loop, theta, deltas, key = dev_key(tmp_path)
+    target = loop.tasks.index(loop.target)
     n = len(loop.tasks)
     for z in [torch.zeros(n), torch.ones(n), torch.linspace(0.2, 0.9, n)]:
         full = full_alphas(z.double(), target)
@@ -132,13 +133,7 @@ def test_the_dev_key_is_the_loops_selection_key(tmp_path: Path) -> None:
 
 
 def test_a_diverged_point_loses_to_every_finite_one(tmp_path: Path) -> None:
-    cfg = toy_config(tmp_path, *TOY_BUDGET, "train.method=alphavil", "train.threads=1")
-    data, make_model = load_data(cfg)
-    torch.manual_seed(0)
-    loop = Trainer(cfg, data, make_model())
-    theta, deltas, _ = loop.method.collect_deltas()  # type: ignore[attr-defined]
-    dev = loop.method.alpha_dev_batches()  # type: ignore[attr-defined]
-    key = target_score_value(loop.model, theta, deltas, dev, loop.task_map[loop.target])
+    _, _, deltas, key = dev_key(tmp_path)
     rows = next(iter(deltas.values())).shape[0]
     huge = torch.full((rows,), 1e30, dtype=torch.float64)
     assert key(huge) == (-math.inf, -math.inf)

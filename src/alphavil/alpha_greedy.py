@@ -9,8 +9,7 @@ ranked by the target's dev score, the best is kept whole, and each next one is a
 epoch's deltas already hold, as points of line 9's variables:
 
 * the joint pass, every share whole (the multitask step);
-* the target alone (with the target branch: c = 1 and no auxiliary share; without it the
-  target's own share);
+* the target alone (c = 1 and no auxiliary share);
 * with two or more auxiliary tasks, the target's share with one auxiliary share whole (ForkMerge's
   pair branches).
 
@@ -38,26 +37,23 @@ from alphavil.tasks import Task
 __all__ = ["greedy_fit", "greedy_merge", "merge_candidates", "target_score_value"]
 
 
-def merge_candidates(n_tasks: int, target: int, *, branching: bool) -> list[tuple[str, Tensor]]:
-    """The whole updates the greedy merge chooses among, as (name, point of line 9's variables)
-    for ``n_tasks`` tasks with the target at ``target``. With the target branch
-    (``branching``) a point is z = (c in the target's coordinate, α_aux); without it α."""
+def merge_candidates(n_tasks: int, target: int) -> list[tuple[str, Tensor]]:
+    """The whole updates the greedy merge chooses among, as (name, point of the target branch's
+    fit variables z = (c in the target's coordinate, α_aux)) for ``n_tasks`` tasks with the
+    target at ``target``."""
     joint = torch.ones(n_tasks, dtype=torch.float64)
-    if branching:
-        joint[target] = 0.0
+    joint[target] = 0.0
     out = [("joint", joint)]
     if n_tasks == 1:
         return out
     alone = torch.zeros(n_tasks, dtype=torch.float64)
-    alone[target] = 1.0  # c = 1 with the branch; the target's share alone without it
+    alone[target] = 1.0
     out.append(("alone", alone))
     aux = [i for i in range(n_tasks) if i != target]
     if len(aux) >= 2:
         for a in aux:
             pair = torch.zeros(n_tasks, dtype=torch.float64)
             pair[a] = 1.0
-            if not branching:
-                pair[target] = 1.0
             out.append((f"pair {a}", pair))
     return out
 
@@ -104,11 +100,8 @@ def target_score_value(
     """factors -> the target's dev key at θ + Σ factors δ: (accuracy, −loss) for a
     classification target, (−loss, −loss) for a regression one (the loop's selection key)."""
     loss = target_loss_value(model, theta, deltas, batches, task)
-    error = (
-        target_error_value(model, theta, deltas, batches, task)
-        if (task.kind == "classification")
-        else None
-    )
+    classifies = task.kind == "classification"
+    error = target_error_value(model, theta, deltas, batches, task) if classifies else None
 
     def key(factors: Tensor) -> Key:
         value = loss(factors)

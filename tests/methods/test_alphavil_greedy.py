@@ -44,7 +44,7 @@ def test_an_epoch_writes_the_merge_of_whole_updates(tmp_path: Path) -> None:
     record = method.epoch()
     merge = record["merge"]
     target = loop.tasks.index(loop.target)
-    cands = dict(merge_candidates(len(loop.tasks), target, branching=True))
+    cands = dict(merge_candidates(len(loop.tasks), target))
     assert sorted(merge["ranking"]) == sorted(cands)
     assert merge["lambdas"][0] == 1.0
     assert merge["score"] >= max(merge["scores"].values())

@@ -220,7 +220,7 @@ def discrete_fit(
         key = target_score_value(model, theta, deltas, dev, task)
         fit, record = greedy_fit(
             lambda z: key(full_alphas(z, target)),
-            merge_candidates(n, target, branching=True),
+            merge_candidates(n, target),
             av.merge_grid,
         )
         return fit, {"merge": record}
