@@ -9,7 +9,6 @@ the default's joint updates in :mod:`alphavil.task_shares` and
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import replace
 from typing import Any
@@ -18,11 +17,18 @@ import torch
 from torch import Tensor
 
 from alphavil import distributed as dist
-from alphavil.alpha import AlphaFit
-from alphavil.alpha_exact import finite_or_inf, grid_check
+from alphavil.alpha_exact import grid_check
 from alphavil.alpha_shrink import folds
 from alphavil.deltas import delta, mix, norms, restore, snapshot, stack_deltas
-from alphavil.methods.alphavil_fit import discrete_fit, line9_objective, shrunk_fit, solve_line9
+from alphavil.methods.alphavil_fit import (
+    discrete_fit,
+    fit_failed,
+    line9_objective,
+    non_finite_cause,
+    shrunk_fit,
+    solve_line9,
+)
+from alphavil.methods.alphavil_interval import Interval
 from alphavil.methods.alphavil_joint import joint_passes
 from alphavil.methods.base import Method
 from alphavil.methods.merging import Key, score_key
@@ -50,6 +56,7 @@ class AlphaVIL(Method):
         self.alone: ShareSGD | ShareAdam | None = None  # the target branch's (target_branch)
         self.written: Tensor | None = None  # line 10's averaged factors (write_step < 1)
         self.best_passes = [1, 1]  # the passes the joint and branch deltas end at (restore_best)
+        self.interval = Interval()  # alphavil.fit_every: the open fit interval
 
     @property
     def branching(self) -> bool:
@@ -191,39 +198,6 @@ class AlphaVIL(Method):
         extra = [f"{self.loop.target} alone"] if rows > len(self.loop.tasks) else []
         return [*self.loop.tasks, *extra]
 
-    def non_finite_cause(self, fit: AlphaFit, value: Any, deltas: dict[str, Tensor]) -> str:
-        """The error message for a failed α fit, naming the cause: θ itself (α = 0), a task
-        update, or the paper's α steps."""
-        av, tasks = self.loop.cfg.alphavil, self.delta_names(deltas)
-        lr = f"train.optimizer.lr = {self.loop.cfg.train.optimizer.get('lr')}"
-        head = f"alpha fit: the target's dev loss is not finite (dev losses {fit.losses})"
-        at_theta = value(torch.zeros(len(tasks), dtype=torch.float64))
-        if not math.isfinite(at_theta):
-            return (
-                f"{head}, {at_theta} at alpha = 0, the model before this epoch's updates: "
-                f"training diverged earlier; lower the learning rate ({lr})"
-            )
-        sizes = norms(deltas).tolist()
-        bad = [t for t, n in zip(tasks, sizes, strict=True) if not math.isfinite(n)]
-        if bad:
-            return f"{head}: the update of {bad} is not finite; lower the learning rate ({lr})"
-        if av.alpha_solver == "sgd":
-            return (
-                f"{head} but finite at alpha = 0: the alpha steps diverged; lower "
-                f"alphavil.optimizer.lr (= {av.optimizer.get('lr')})"
-            )
-        return f"{head} but finite at alpha = 0, which the {av.alpha_solver} fit did not return"
-
-    def fit_failed(self, fit: AlphaFit) -> bool:
-        """Whether the α fit failed: its α or objective is not finite, or (the paper's fixed
-        steps, whose iterates have no safeguard) a step reached a non-finite objective. The
-        exact solvers' non-finite probes are part of their search and count as +∞."""
-        if not torch.isfinite(fit.alphas).all() or not math.isfinite(finite_or_inf(fit.final_loss)):
-            return True
-        return self.loop.cfg.alphavil.alpha_solver == "sgd" and not all(
-            map(math.isfinite, fit.losses)
-        )
-
     def reset_rejected(self, alphas: Tensor) -> None:
         """Forget the optimiser state (e.g. momentum) of every task whose update the fit rejected
         (α_t <= 0): it follows an update that was not applied, and would push the task's next
@@ -248,7 +222,19 @@ class AlphaVIL(Method):
         """
         av = self.loop.cfg.alphavil
         t0 = time.perf_counter()
-        theta, deltas, task_losses = self.collect_deltas()
+        if av.fit_every > 1:  # one pass per loop epoch; lines 8-11 at the interval's end
+            task_losses, due = self.interval.advance(self)
+            if not due:
+                k = {"pass": self.interval.passes, "of": av.fit_every}
+                seconds = time.perf_counter() - t0
+                return {
+                    "task_train_loss": task_losses,
+                    "fit_interval": k,
+                    "seconds_deltas": seconds,
+                }
+            theta, deltas, self.best_passes = self.interval.collect(self)
+        else:
+            theta, deltas, task_losses = self.collect_deltas()
         t1 = time.perf_counter()
         dev = self.alpha_dev_batches()
         self.loop.model.eval()  # α is fitted on the deterministic (eval-mode) network
@@ -281,8 +267,9 @@ class AlphaVIL(Method):
         elif self.branching and gram is not None:  # step_length: the multitask step's length
             reference = full_alphas(multitask_point(n, target), target)
             scale = float(length_scale(full_alphas(fit.alphas.double(), target), gram, reference))
-        if self.fit_failed(fit):
-            raise NonFiniteLossError(self.non_finite_cause(fit, full_value, deltas))
+        if fit_failed(av, fit):
+            lr, rows = self.loop.cfg.train.optimizer.get("lr"), self.delta_names(deltas)
+            raise NonFiniteLossError(non_finite_cause(av, lr, fit, full_value, deltas, rows))
         if av.step_scale or gram is not None:
             info["step_scale"] = scale
         if av.restore_best:
@@ -381,6 +368,8 @@ class AlphaVIL(Method):
     def state_dict(self) -> dict[str, Any]:
         """The joint updates' and the target branch's optimiser state, for exact resume."""
         state: dict[str, Any] = {}
+        if self.loop.cfg.alphavil.fit_every > 1:
+            state["interval"] = self.interval.state_dict(self)
         if self.written is not None:
             state["written"] = self.written.clone()
         if self.shares is not None:
@@ -396,3 +385,5 @@ class AlphaVIL(Method):
             self.share_optimizer().load_state_dict(state["shares"])
         if "alone" in state:
             self.branch_optimizer().load_state_dict(state["alone"])
+        if "interval" in state:
+            self.interval.load_state_dict(self, state["interval"])

@@ -6,6 +6,7 @@ with ``shrink_folds``, how far toward the multitask step the fit is taken
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from torch import Tensor
 from alphavil.alpha import AlphaFit, fit_alpha, target_loss_and_grad, target_loss_value
 from alphavil.alpha_box import solve_alpha_box
 from alphavil.alpha_exact import (
+    finite_or_inf,
     solve_alpha,
     solve_alpha_newton,
     start_candidates,
@@ -30,6 +32,7 @@ from alphavil.alpha_shrink import (
 )
 from alphavil.alpha_zero_one import grid_fit, target_error_value
 from alphavil.config import build_optimizer
+from alphavil.deltas import norms
 from alphavil.dev_calibration import calibrated_objective
 from alphavil.schema import ConfigError
 from alphavil.target_branch import (
@@ -230,3 +233,42 @@ def discrete_fit(
         raise ConfigError(f"alphavil.fit_loss: {err}; set fit_loss = 'plain'") from None
     home = multitask_point(n, target)
     return grid_fit(lambda z: error(full_alphas(z, target)), home, av.fit_grid), {}
+
+
+def fit_failed(av: AlphaVILConfig, fit: AlphaFit) -> bool:
+    """Whether the α fit failed: its α or objective is not finite, or (the paper's fixed
+    steps, whose iterates have no safeguard) a step reached a non-finite objective. The
+    exact solvers' non-finite probes are part of their search and count as +∞."""
+    if not torch.isfinite(fit.alphas).all() or not math.isfinite(finite_or_inf(fit.final_loss)):
+        return True
+    return av.alpha_solver == "sgd" and not all(map(math.isfinite, fit.losses))
+
+
+def non_finite_cause(
+    av: AlphaVILConfig,
+    lr: object,
+    fit: AlphaFit,
+    value: Value,
+    deltas: dict[str, Tensor],
+    rows: list[str],
+) -> str:
+    """The error message for a failed α fit (``rows``: who made each row of ``deltas``; ``lr``:
+    the model's learning rate), naming the cause: θ itself (α = 0), a task update, or the
+    paper's α steps."""
+    lower = f"lower the learning rate (train.optimizer.lr = {lr})"
+    head = f"alpha fit: the target's dev loss is not finite (dev losses {fit.losses})"
+    at_theta = value(torch.zeros(len(rows), dtype=torch.float64))
+    if not math.isfinite(at_theta):
+        return (
+            f"{head}, {at_theta} at alpha = 0, the model before this epoch's updates: "
+            f"training diverged earlier; {lower}"
+        )
+    bad = [t for t, n in zip(rows, norms(deltas).tolist(), strict=True) if not math.isfinite(n)]
+    if bad:
+        return f"{head}: the update of {bad} is not finite; {lower}"
+    if av.alpha_solver == "sgd":
+        return (
+            f"{head} but finite at alpha = 0: the alpha steps diverged; lower "
+            f"alphavil.optimizer.lr (= {av.optimizer.get('lr')})"
+        )
+    return f"{head} but finite at alpha = 0, which the {av.alpha_solver} fit did not return"

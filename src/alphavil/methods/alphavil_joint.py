@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -70,6 +70,37 @@ def joint_pass(
     return {t: sums[t] / max(counts[t], 1) for t in tasks}
 
 
+class BestPass:
+    """The best-scoring pass so far of one trajectory (``alphavil.restore_best``): its dev key,
+    its number, the task shares and the model state at its end; the first of equal keys."""
+
+    def __init__(self) -> None:
+        self.best: tuple[Key, int, list[list[Tensor]], dict[str, Tensor]] | None = None
+
+    def see(self, key: Key, k: int, opt: ShareSGD | ShareAdam, model: torch.nn.Module) -> None:
+        """Pass ``k`` ended with dev key ``key`` (``opt``'s shares and ``model`` at its end)."""
+        if self.best is None or key > self.best[0]:
+            shares = [[x.clone() for x in row] for row in opt.shares]
+            self.best = (key, k, shares, snapshot(model))
+
+    def settle(self, opt: ShareSGD | ShareAdam, model: torch.nn.Module, passes: int) -> int:
+        """Put ``opt``'s shares and ``model`` back at the best pass's end (nothing to do when
+        that is the last, ``passes``, or nothing was scored); the pass they end at. The
+        optimiser's own state (momentum) stays where the last pass left it, as a ForkMerge
+        branch's does."""
+        if self.best is None or self.best[1] == passes:
+            return passes
+        opt.shares = self.best[2]
+        restore(model, self.best[3])
+        return self.best[1]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = state["best"]
+
+
 def joint_passes(
     loop: Trainer,
     opt: ShareSGD | ShareAdam,
@@ -85,23 +116,15 @@ def joint_passes(
 
     With ``score`` (the target's dev score of the model, higher is better; ``alphavil.
     restore_best``) the model and the shares go back to the end of the best-scoring pass, the
-    first of equal ones (ForkMerge's interval-best state, Jiang et al. 2023); the optimiser's
-    own state (momentum) stays where the last pass left it, as a ForkMerge branch's does."""
+    first of equal ones (ForkMerge's interval-best state, Jiang et al. 2023; :class:`BestPass`)."""
     if passes == 1:
         return joint_pass(loop, opt, tasks, scales, what), 1
     totals = dict.fromkeys(tasks, 0.0)
-    best: tuple[Key, int, list[list[Tensor]], dict[str, Tensor]] | None = None
+    best = BestPass()
     for k in range(1, passes + 1):
         losses = joint_pass(loop, opt, tasks, scales, f"{what} (pass {k}/{passes})")
         for t in tasks:
             totals[t] += losses[t] / passes
         if score is not None:
-            key = score()
-            if best is None or key > best[0]:
-                shares = [[x.clone() for x in row] for row in opt.shares]
-                best = (key, k, shares, snapshot(loop.model))
-    if best is None or best[1] == passes:
-        return totals, passes
-    opt.shares = best[2]
-    restore(loop.model, best[3])
-    return totals, best[1]
+            best.see(score(), k, opt, loop.model)
+    return totals, best.settle(opt, loop.model, passes)

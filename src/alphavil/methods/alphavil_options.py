@@ -81,9 +81,16 @@ class AlphaVILConfig:
     # Jiang et al. 2023) rather than one; a loop epoch is then `passes` passes (scale
     # train.epochs by 1/passes to keep the budget).
     passes: int = bounded(1, 1)
-    # passes >= 2 only: the joint pass and the target branch each bring to line 9 their state at
-    # the end of the pass with the best target dev score (accuracy, ties to the lower loss) of
-    # the interval, not at its last (ForkMerge's restore_best); costs a dev pass per pass.
+    # Joint updates only: the same interval kept in loop epochs, so that train.epochs still
+    # counts passes: each epoch is one pass of the joint updates (and of the target branch),
+    # continuing from the last, and lines 8-11 run every fit_every-th epoch and at the last
+    # (alphavil.methods.alphavil_interval); between fits the model stays where the last fit
+    # wrote it. fit_every = k with train.epochs = k·E fits as passes = k with E epochs.
+    fit_every: int = bounded(1, 1)
+    # passes or fit_every >= 2 only: the joint pass and the target branch each bring to line 9
+    # their state at the end of the pass with the best target dev score (accuracy, ties to the
+    # lower loss) of the interval, not at its last (ForkMerge's restore_best); costs a dev pass
+    # per pass.
     restore_best: bool = False
     # Line 10's factors: an exponential average of the fitted ones with this step, starting at
     # the multitask step (α = 1, c = 0), so that a noisy fit on a small dev set is averaged over
@@ -253,10 +260,17 @@ def check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
             f"passes = {av.passes} with updates = {av.updates!r}; set passes = 1 or "
             "updates = 'joint'"
         )
-    if av.restore_best and av.passes < 2:
+    if av.fit_every > 1 and (av.updates != "joint" or av.passes > 1):
+        raise ConfigError(
+            "alphavil.fit_every: an interval of one-pass loop epochs of joint updates, got "
+            f"updates = {av.updates!r}, passes = {av.passes}; set updates = 'joint' and "
+            "passes = 1, or fit_every = 1"
+        )
+    if av.restore_best and av.passes < 2 and av.fit_every < 2:
         raise ConfigError(
             "alphavil.restore_best: keeps the best of several joint passes, got passes = "
-            f"{av.passes}; set alphavil.passes >= 2 or restore_best = false"
+            f"{av.passes}, fit_every = {av.fit_every}; set alphavil.passes >= 2 (or "
+            "fit_every >= 2) or restore_best = false"
         )
     if av.fit_loss == "calibrated" and av.alpha_solver == "newton":
         raise ConfigError(

@@ -1,0 +1,131 @@
+"""αVIL's line 9 every k loop epochs (``alphavil.fit_every``), for joint updates.
+
+Each loop epoch runs one pass of the joint trajectory and (with the target branch) one of the
+target alone over the same batches, both continuing from where the previous epoch left them;
+the model the loop evaluates stays at the interval's θ. Every k-th epoch (and at the last) the
+two trajectories' task shares since θ are the deltas of lines 8-11. This is ForkMerge's merge
+interval (Jiang et al. 2023) with ``train.epochs`` still counting passes over the data: the
+fits, the writes and the weights are those of ``alphavil.passes = k`` with ``train.epochs / k``
+loop epochs, and between fits the loop's evaluations read the written model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from torch import Tensor
+
+from alphavil.deltas import restore, snapshot
+from alphavil.methods.alphavil_joint import BestPass, joint_pass
+from alphavil.target_branch import with_branch
+from alphavil.task_shares import ShareAdam, ShareSGD, share_deltas
+from alphavil.task_weights import loss_scales
+
+if TYPE_CHECKING:
+    from alphavil.methods.alphavil import AlphaVIL
+
+Params = dict[str, Tensor]
+
+
+class Interval:
+    """The state of one fit interval carried across loop epochs: θ, where each trajectory has
+    got to, each one's best pass (``restore_best``), and the epochs run."""
+
+    def __init__(self) -> None:
+        self.epochs = 0  # loop epochs run so far
+        self.theta: Params | None = None  # None between intervals
+        self.ends: dict[str, Params] = {}  # "joint", "alone": each trajectory's state now
+        self.shares: dict[str, list[list[Tensor]]] = {}  # their optimisers' shares since θ
+        self.best = {"joint": BestPass(), "alone": BestPass()}
+        self.passes = 0  # passes of this interval so far
+
+    def advance(self, av_method: AlphaVIL) -> tuple[dict[str, float], bool]:
+        """One pass of each trajectory; each task's mean batch loss in it, and whether the
+        interval is over (this is the ``fit_every``-th pass, or the run's last epoch). The
+        model is left at θ (:meth:`collect` then gives the deltas)."""
+        m, loop = av_method, av_method.loop
+        av = loop.cfg.alphavil
+        every = av.fit_every
+        opts = self.optimizers(m)
+        if self.theta is None:  # the interval's first pass
+            self.theta, self.ends, self.passes = snapshot(loop.model), {}, 0
+            self.best = {"joint": BestPass(), "alone": BestPass()}
+            for opt in opts.values():
+                opt.reset_shares()
+        self.passes += 1
+        self.epochs += 1
+        k, theta = self.passes, self.theta
+        scales = loss_scales(loop.weights, loop.target, av.loss_scale)
+        batch_order = loop.generator.get_state()
+        losses: dict[str, float] = {}
+        for name, opt in opts.items():
+            restore(loop.model, self.ends.get(name, theta))
+            if name == "alone":
+                after = loop.generator.get_state()
+                loop.generator.set_state(batch_order)  # the joint pass's batches again
+                scale = 1.0 if av.branch_scale == "full" else scales[loop.target]
+                tasks, task_scales = [loop.target], {loop.target: scale}
+                what = "target alone"
+            else:
+                tasks, task_scales, what = loop.tasks, scales, "joint updates"
+            got = joint_pass(loop, opt, tasks, task_scales, f"{what} (pass {k}/{every})")
+            if name == "alone":
+                loop.generator.set_state(after)
+            else:
+                losses = got
+            if av.restore_best:
+                self.best[name].see(m.pass_score(), k, opt, loop.model)
+            self.ends[name] = snapshot(loop.model)
+        restore(loop.model, theta)
+        return losses, k == every or self.epochs == loop.cfg.train.epochs
+
+    def collect(self, av_method: AlphaVIL) -> tuple[Params, Params, list[int]]:
+        """The closed interval's θ and stacked deltas (the target branch's as the last row), and
+        the pass the joint and the branch delta end at (1 for a missing branch); the model is
+        at θ and the next :meth:`advance` starts a new interval."""
+        m, loop = av_method, av_method.loop
+        theta = self.theta
+        if theta is None:
+            raise RuntimeError("no fit interval is open")
+        opts = self.optimizers(m)
+        ended, rows = [], {}
+        for name, opt in opts.items():
+            restore(loop.model, self.ends[name])
+            ended.append(self.best[name].settle(opt, loop.model, self.passes))
+            rows[name] = share_deltas(loop.model, theta, opt)
+        deltas = rows["joint"]
+        if "alone" in rows:
+            deltas = with_branch(deltas, {k: v[0] for k, v in rows["alone"].items()})
+        restore(loop.model, theta)
+        self.theta, self.ends = None, {}
+        return theta, deltas, [*ended, 1][:2]
+
+    @staticmethod
+    def optimizers(m: AlphaVIL) -> dict[str, ShareSGD | ShareAdam]:
+        """The joint trajectory's optimiser, and with the target branch the branch's."""
+        opts = {"joint": m.share_optimizer()}
+        if m.branching:
+            opts["alone"] = m.branch_optimizer()
+        return opts
+
+    def state_dict(self, m: AlphaVIL) -> dict[str, Any]:
+        """For exact resume within an interval: the optimisers' shares are kept here (their own
+        state_dict keeps only the momentum)."""
+        open_ = self.theta is not None
+        return {
+            "epochs": self.epochs,
+            "passes": self.passes,
+            "theta": self.theta,
+            "ends": self.ends,
+            "shares": {n: o.shares for n, o in self.optimizers(m).items()} if open_ else {},
+            "best": {n: b.state_dict() for n, b in self.best.items()},
+        }
+
+    def load_state_dict(self, m: AlphaVIL, state: dict[str, Any]) -> None:
+        self.epochs, self.passes = state["epochs"], state["passes"]
+        self.theta, self.ends = state["theta"], state["ends"]
+        for name, opt in self.optimizers(m).items():
+            if name in state["shares"]:
+                opt.shares = state["shares"][name]
+        for name, b in self.best.items():
+            b.load_state_dict(state["best"][name])
