@@ -31,6 +31,11 @@ TOY_BUDGET = ("data.budget.target=64", "data.budget.dev=16", "data.budget.aux=20
               "train.batch_size=32")  # fmt: skip
 
 
+# αVIL's box fit over one joint pass per epoch at the mean loss scale (the default before
+# alphavil.merge, loss_scale and fit_every changed); tests of the fit's own pieces pin it
+BOX_FIT = ("alphavil.merge=fit", "alphavil.loss_scale=mean", "alphavil.fit_every=1")
+
+
 def mnist_required() -> bool:
     """Whether real MNIST must be there (CI sets ALPHAVIL_REQUIRE_MNIST=1 after fetching it)."""
     return os.environ.get("ALPHAVIL_REQUIRE_MNIST", "") not in ("", "0")

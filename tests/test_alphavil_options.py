@@ -22,7 +22,7 @@ from alphavil.task_weights import (
     update_weights_relative,
 )
 from alphavil.tasks import Task
-from tests.helpers import toy_config
+from tests.helpers import BOX_FIT, toy_config
 
 GOLDEN = Path(__file__).parent / "golden" / "toy_metrics_v0.json"
 UNBOUNDED_LBFGS = ("alphavil.alpha_solver=lbfgs", "alphavil.alpha_bounds=[]")  # solve_alpha
@@ -56,6 +56,7 @@ def test_exact_solvers_record_their_cost_and_never_end_above_the_start(
     cfg = toy_config(
         tmp_path,
         "train.method=alphavil",
+        *BOX_FIT,
         "train.epochs=3",
         f"alphavil.alpha_solver={solver}",
         "alphavil.alpha_bounds=[]",  # unbounded, to be compared with the grid over [-1, 3]
@@ -103,6 +104,7 @@ def test_weight_rules_in_the_loop_read_alpha_relative_to_the_target(
     cfg = toy_config(
         tmp_path,
         "train.method=alphavil",
+        *BOX_FIT,
         "train.epochs=2",
         *UNBOUNDED_LBFGS,  # the solver _override_alpha wraps
         f"alphavil.weight_rule={rule}",
@@ -322,6 +324,7 @@ def test_alphavil_trains_a_batch_norm_cnn_without_nan(
         "data.n_dev=64",
         "data.n_test=64",
         "train.method=alphavil",
+        *BOX_FIT,
         "train.epochs=3",
         f"alphavil.alpha_solver={solver.removesuffix('-unbounded')}",
         f"alphavil.weight_rule={rule}",
@@ -394,6 +397,47 @@ def test_default_is_the_bounded_fit_with_averaged_weights_and_paper_is_one_optio
     assert newton.alpha_bounds == []  # bounds are an L-BFGS option: not carried to Newton
 
 
+def test_the_default_merges_greedily_every_five_epochs_at_the_targets_scale(
+    tmp_path: Path,
+) -> None:
+    """The default (docs/fewlabel, tenth round): the greedy merge with the target branch,
+    the target at single-task scale, line 9 every five one-pass epochs; the paper preset has
+    none of it."""
+    av = toy_config(tmp_path).alphavil
+    assert (av.merge, av.loss_scale, av.fit_every, av.passes, av.target_branch) == (
+        "greedy", "target", 5, 1, True
+    )  # fmt: skip
+    paper = toy_config(tmp_path, "alphavil.preset=paper").alphavil
+    assert (paper.merge, paper.loss_scale, paper.fit_every) == ("fit", "mean", 1)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "want"),
+    [
+        # the greedy merge needs the branch's plain fit: an option that leaves it takes the box fit
+        (["alphavil.target_branch=false"], ("fit", "target", 5)),
+        (["alphavil.fit_loss=calibrated"], ("fit", "target", 5)),
+        (["alphavil.fit_loss=zero_one"], ("fit", "target", 5)),
+        (["alphavil.step_scale=true"], ("fit", "target", 5)),
+        (["alphavil.step_length=multitask"], ("fit", "target", 5)),
+        (["alphavil.shrink_folds=5"], ("fit", "target", 5)),
+        (["alphavil.alpha_solver=sgd"], ("fit", "target", 5)),  # no box: α_target fitted
+        # the interval is one of one-pass joint epochs
+        (["alphavil.passes=5", "train.epochs=6"], ("greedy", "target", 1)),
+        (["alphavil.updates=separate"], ("fit", "target", 1)),
+        # the additive rule may floor the target's weight, which the target's scale divides by
+        (["alphavil.weight_rule=additive"], ("greedy", "mean", 5)),
+        # what the table sets wins
+        (["alphavil.merge=fit", "alphavil.fit_every=2"], ("fit", "target", 2)),
+    ],
+)
+def test_keys_left_unset_follow_the_options_that_exclude_the_default(
+    tmp_path: Path, overrides: list[str], want: tuple[str, str, int]
+) -> None:
+    av = toy_config(tmp_path, "train.method=alphavil", *overrides).alphavil
+    assert (av.merge, av.loss_scale, av.fit_every) == want
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -421,7 +465,7 @@ def test_runs_made_before_the_new_defaults_are_the_paper_preset_not_the_default(
     stored = plain(paper.to_dict())
     for key in (
         "preset", "alpha_bounds", "weight_step", "updates", "target_alpha", "target_branch",
-        "branch_scale",
+        "branch_scale", "loss_scale", "merge", "fit_every",
     ):  # fmt: skip
         del stored["alphavil"][key]
     assert differing_keys(stored, plain(paper.to_dict()), config_defaults(paper)) == []
@@ -431,6 +475,9 @@ def test_runs_made_before_the_new_defaults_are_the_paper_preset_not_the_default(
         "alphavil.alpha_bounds",
         "alphavil.alpha_solver",
         "alphavil.branch_scale",
+        "alphavil.fit_every",
+        "alphavil.loss_scale",
+        "alphavil.merge",
         "alphavil.target_alpha",
         "alphavil.target_branch",
         "alphavil.updates",

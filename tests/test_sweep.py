@@ -204,8 +204,8 @@ def test_options_of_another_method_do_not_make_a_finished_run_stale(tmp_path: Pa
     assert run_sweep(None, _ov(tmp_path, "diw.lr=0.5"), _grid()) == []
     av = _grid(methods=["alphavil"])
     run_sweep(None, _ov(tmp_path), av)
-    with pytest.raises(SweepError, match=r"alphavil\.updates: \"joint\" -> \"separate\""):
-        run_sweep(None, _ov(tmp_path, "alphavil.updates=separate"), av)
+    with pytest.raises(SweepError, match=r"alphavil\.weight_step: 0\.3 -> 0\.5"):
+        run_sweep(None, _ov(tmp_path, "alphavil.weight_step=0.5"), av)
 
 
 def test_failed_run_in_a_foreign_folder_writes_nothing_there(tmp_path: Path) -> None:

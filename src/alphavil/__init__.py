@@ -21,6 +21,7 @@ from alphavil.alpha_exact import (
     start_candidates,
     target_loss_grad_hess,
 )
+from alphavil.alpha_greedy import greedy_merge, merge_candidates, target_score_value
 from alphavil.deltas import delta, mix, restore, snapshot, stack_deltas
 from alphavil.models.multihead import MultiHeadModel
 from alphavil.target_branch import (
@@ -50,7 +51,9 @@ __all__ = [
     "delta",
     "fit_alpha",
     "full_alphas",
+    "greedy_merge",
     "grid_check",
+    "merge_candidates",
     "mix",
     "restore",
     "share_deltas",
@@ -65,6 +68,7 @@ __all__ = [
     "target_loss_and_grad",
     "target_loss_grad_hess",
     "target_loss_value",
+    "target_score_value",
     "update_weights",
     "update_weights_average",
     "update_weights_relative",

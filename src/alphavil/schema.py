@@ -61,10 +61,18 @@ def is_compared(f: dataclasses.Field[Any]) -> bool:
 
 
 def bounded(
-    default: float, lo: float | None = None, hi: float | None = None, lo_open: bool = False
+    default: float,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    before: float | None = None,
 ) -> Any:
-    """A numeric field restricted to [lo, hi] (or (lo, hi] with ``lo_open``)."""
-    return field(default=default, metadata={"lo": lo, "hi": hi, "lo_open": lo_open})
+    """A numeric field restricted to [lo, hi] (or (lo, hi] with ``lo_open``; ``before``: see
+    :func:`option_before`)."""
+    meta: dict[str, Any] = {"lo": lo, "hi": hi, "lo_open": lo_open}
+    if before is not None:
+        meta["before"] = before
+    return field(default=default, metadata=meta)
 
 
 def _type_name(tp: Any) -> str:

@@ -14,9 +14,9 @@ from alphavil.deltas import delta, restore
 from alphavil.runner import execute, load_data
 from alphavil.runs import read_jsonl
 from alphavil.training import Trainer
-from tests.helpers import TOY_BUDGET, assert_resumes_bit_identical, toy_config
+from tests.helpers import BOX_FIT, TOY_BUDGET, assert_resumes_bit_identical, toy_config
 
-BRANCH = ("train.method=alphavil", "alphavil.target_branch=true", "train.threads=1")
+BRANCH = ("train.method=alphavil", "alphavil.target_branch=true", "train.threads=1", *BOX_FIT)
 BUDGET = TOY_BUDGET
 
 

@@ -11,9 +11,9 @@ from alphavil.config import ConfigError
 from alphavil.dev_calibration import best_scale
 from alphavil.runner import execute
 from alphavil.runs import read_jsonl
-from tests.helpers import TOY_BUDGET, assert_resumes_bit_identical, toy_config
+from tests.helpers import BOX_FIT, TOY_BUDGET, assert_resumes_bit_identical, toy_config
 
-CALIBRATED = ("train.method=alphavil", "alphavil.fit_loss=calibrated", "train.threads=1")
+CALIBRATED = ("train.method=alphavil", "alphavil.fit_loss=calibrated", "train.threads=1", *BOX_FIT)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

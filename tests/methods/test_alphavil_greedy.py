@@ -17,7 +17,13 @@ from alphavil.target_branch import full_alphas
 from alphavil.training import Trainer
 from tests.helpers import TOY_BUDGET, assert_resumes_bit_identical, toy_config
 
-GREEDY = ("train.method=alphavil", "alphavil.merge=greedy", "train.threads=1")
+GREEDY = (
+    "train.method=alphavil",
+    "alphavil.merge=greedy",
+    "train.threads=1",
+    "alphavil.loss_scale=mean",
+    "alphavil.fit_every=1",
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -117,6 +123,7 @@ def test_with_the_target_alone_its_update_is_taken_whole(tmp_path: Path, choice:
         "train.method=alphavil",
         "train.threads=1",
         choice,
+        "alphavil.fit_every=1",
         "train.tasks=['main']",
     )
     execute(cfg, tmp_path / "run", show_progress=False)

@@ -11,9 +11,9 @@ import torch
 from alphavil.config import ConfigError
 from alphavil.runner import execute
 from alphavil.runs import load_checkpoint, read_jsonl
-from tests.helpers import TOY_BUDGET, assert_resumes_bit_identical, toy_config
+from tests.helpers import BOX_FIT, TOY_BUDGET, assert_resumes_bit_identical, toy_config
 
-JOINT = ("train.method=alphavil", "alphavil.updates=joint", "train.threads=1")
+JOINT = ("train.method=alphavil", "alphavil.updates=joint", "train.threads=1", *BOX_FIT)
 BUDGET = TOY_BUDGET
 
 

@@ -94,5 +94,7 @@ def test_a_killed_restore_best_run_resumes_bit_identical(
 
 
 def test_restore_best_needs_several_passes(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"^alphavil\.restore_best: .*passes = 1"):
-        toy_config(tmp_path, "train.method=alphavil", "alphavil.restore_best=true")
+    with pytest.raises(ConfigError, match=r"^alphavil\.restore_best: .*passes = 1, fit_every = 1"):
+        toy_config(
+            tmp_path, "train.method=alphavil", "alphavil.restore_best=true", "alphavil.fit_every=1"
+        )

@@ -9,9 +9,9 @@ import pytest
 from alphavil.config import ConfigError
 from alphavil.runner import execute
 from alphavil.runs import read_jsonl
-from tests.helpers import TOY_BUDGET, assert_resumes_bit_identical, toy_config
+from tests.helpers import BOX_FIT, TOY_BUDGET, assert_resumes_bit_identical, toy_config
 
-ZERO_ONE = ("train.method=alphavil", "alphavil.fit_loss=zero_one", "train.threads=1")
+ZERO_ONE = ("train.method=alphavil", "alphavil.fit_loss=zero_one", "train.threads=1", *BOX_FIT)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -31,6 +31,9 @@ ALPHAVIL_PRESETS: dict[str, dict[str, Any]] = {
         "updates": "separate",
         "target_alpha": "fit",
         "target_branch": False,
+        "merge": "fit",
+        "loss_scale": "mean",
+        "fit_every": 1,
     },
 }
 
@@ -66,7 +69,7 @@ class AlphaVILConfig:
     # "mean" = w_t / Σw (the paper: T equal weights give the target 1/T of a single-task step);
     # "target" = w_t / w_target (the target at single-task scale, each auxiliary task added at
     # its weight relative to the target's: the weighted sum other MTL methods step on).
-    loss_scale: str = choice("mean", "mean", "target")
+    loss_scale: str = choice("target", "mean", "target", before="mean")
     # Target branch only: also fit the step's length s in [0, 1] apart from its mix, writing
     # θ + s((1 − c) δ_target + c δ_alone + Σ α_a δ_a) with the weights moving on α_a, so that a
     # task is not cut to shorten the step (alphavil.target_branch.scaled_branch_objective).
@@ -86,7 +89,7 @@ class AlphaVILConfig:
     # continuing from the last, and lines 8-11 run every fit_every-th epoch and at the last
     # (alphavil.methods.alphavil_interval); between fits the model stays where the last fit
     # wrote it. fit_every = k with train.epochs = k·E fits as passes = k with E epochs.
-    fit_every: int = bounded(1, 1)
+    fit_every: int = bounded(5, 1, before=1)
     # passes or fit_every >= 2 only: the joint pass and the target branch each bring to line 9
     # their state at the end of the pass with the best target dev score (accuracy, ties to the
     # lower loss) of the interval, not at its last (ForkMerge's restore_best); costs a dev pass
@@ -120,7 +123,7 @@ class AlphaVILConfig:
     # ranked by the target's dev accuracy (ties: lower loss), the best kept whole, each next
     # added at λ = a · mean(λ so far) with a from merge_grid where it raises that score
     # (alphavil.alpha_greedy; target branch, plain dev loss).
-    merge: str = choice("fit", "fit", "greedy")
+    merge: str = choice("greedy", "fit", "greedy", before="fit")
     merge_grid: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     steps: int = bounded(10, 0)  # s, α tuning steps
     optimizer: dict[str, Any] = _opt("SGD", 0.005, momentum=0.5)  # noqa: RUF009 - returns a field()
@@ -193,7 +196,27 @@ def with_alphavil_preset(table: Any) -> Any:
         out["target_branch"] = False  # an option of joint updates with the target whole
     if out.get("target_branch", True) is False and "branch_scale" not in table:
         out["branch_scale"] = "full"  # inert without a branch: as runs before the option
+    if "merge" not in out and not _greedy_fits(out):
+        out["merge"] = "fit"  # the greedy merge is an option of the branch's plain fit
+    if "fit_every" not in out and (
+        out.get("updates", "joint") != "joint" or out.get("passes", 1) > 1
+    ):
+        out["fit_every"] = 1  # an interval of one-pass epochs of joint updates
+    if "loss_scale" not in out and out.get("weight_rule") == "additive":
+        out["loss_scale"] = "mean"  # the target's weight may reach the floor
     return out
+
+
+def _greedy_fits(table: dict[str, Any]) -> bool:
+    """Whether a table (preset applied) leaves line 9 to the greedy merge's terms: the target
+    branch with the plain dev loss, the step as long as its mix, no shrinkage."""
+    return (
+        table.get("target_branch", True) is not False
+        and table.get("fit_loss", "plain") == "plain"
+        and table.get("step_length", "fit") == "fit"
+        and not table.get("step_scale", False)
+        and not table.get("shrink_folds", 0)
+    )
 
 
 def check_share_optimizer(spec: dict[str, Any]) -> None:
