@@ -18,6 +18,7 @@ from alphavil.fewlabel_compare import (
     final_weights,
     main,
     means,
+    merge_firsts,
     paired,
 )
 from tests.test_fewlabel_report import _run
@@ -69,6 +70,21 @@ def test_alpha_table_reads_the_fitted_factors(study: Path) -> None:
     assert "| study | left_coarse 0.55, c 0.50, λ 0.25 | – | – | – |" in alpha_use(
         [study], "alphavil", written=True
     )
+
+
+def test_firsts_count_how_often_each_update_ranks_first_in_the_merges(study: Path) -> None:
+    """Over every fit of every seed; epochs without a merge (inside an interval) count not."""
+    rankings = [
+        [["alone", "joint"], ["joint", "alone"]],
+        [["alone", "joint"]],
+        [["alone", "joint"]],
+    ]
+    for s, runs in enumerate(rankings):
+        recs = [{"merge": {"ranking": r}} for r in runs] + [{"fit_interval": {"pass": 1, "of": 5}}]
+        path = study / f"coarse.alphavil-s{s}" / "metrics.jsonl"
+        path.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    table = merge_firsts([study], "alphavil")
+    assert "| study | alone 0.75, joint 0.25 | – | – | – |" in table
 
 
 def test_weights_table_averages_the_final_auxiliary_weights(study: Path) -> None:

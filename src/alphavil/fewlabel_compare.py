@@ -7,6 +7,7 @@ docs/fewlabel/README.md are its output::
     python -m alphavil.fewlabel_compare paired STUDY... --rows alphavil-joint --against alphavil
     python -m alphavil.fewlabel_compare alpha STUDY... --row alphavil   # and c, s
     python -m alphavil.fewlabel_compare weights STUDY... --row alphavil # line 11's end point
+    python -m alphavil.fewlabel_compare firsts STUDY... --row alphavil  # greedy merges' firsts
     python -m alphavil.fewlabel_compare bar STUDY... --row alphavil-w03
     python -m alphavil.fewlabel_compare curve STUDY... --label alphavil-T1 --keys alpha.left
     python -m alphavil.fewlabel_compare pick STUDY... --rows single-tuned multitask
@@ -197,6 +198,18 @@ def alpha_use(folders: list[Path], row: str, *, written: bool = False) -> str:
     return _mean_table(folders, row, values)
 
 
+def merge_firsts(folders: list[Path], row: str) -> str:
+    """How often each whole update ranks first in the greedy merges (``alphavil.merge =
+    "greedy"``) of configuration ``row``: its share of the fits, over every fit and seed."""
+
+    def values(run: dict[str, Any], target: str) -> Iterator[tuple[str, float]]:
+        for line in (run["path"] / "metrics.jsonl").read_text().splitlines():
+            ranking = json.loads(line).get("merge", {}).get("ranking", [])
+            yield from ((name, float(i == 0)) for i, name in enumerate(ranking))
+
+    return _mean_table(folders, row, values)
+
+
 def final_weights(folders: list[Path], row: str) -> str:
     """Mean final task weight (line 11, the target's is 1) of each auxiliary task over the
     seeds of configuration ``row``, per study and kind."""
@@ -333,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("studies", type=Path, nargs="+")
     a.add_argument("--row", default="alphavil")
     a.add_argument("--written", action="store_true", help="the factors written back (line 10)")
+    f = sub.add_parser("firsts", help="how often each update ranks first in greedy merges")
+    f.add_argument("studies", type=Path, nargs="+")
+    f.add_argument("--row", default="alphavil")
     w = sub.add_parser("weights", help="mean final weight of the auxiliary tasks")
     w.add_argument("studies", type=Path, nargs="+")
     w.add_argument("--row", default="alphavil")
@@ -359,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
             print(paired(args.studies, args.rows, args.against, args.every, args.ties))
         elif args.what == "alpha":
             print(alpha_use(args.studies, args.row, written=args.written))
+        elif args.what == "firsts":
+            print(merge_firsts(args.studies, args.row))
         elif args.what == "weights":
             print(final_weights(args.studies, args.row))
         elif args.what == "pick":
