@@ -11,7 +11,6 @@ from torch import nn
 
 from alphavil.alpha import target_loss_and_grad, target_loss_value
 from alphavil.config import ConfigError, load_config
-from alphavil.config_diff import config_defaults, differing_keys, plain
 from alphavil.deltas import snapshot, stack_deltas
 from alphavil.models.multihead import MultiHeadModel
 from alphavil.runner import execute
@@ -378,121 +377,6 @@ def test_average_rule_is_never_stuck_at_the_floor() -> None:
     for _ in range(5):
         w = update_weights_average(w, alphas, 0, step=0.3)
     assert float(w[1]) == pytest.approx(1 - 0.7**5, abs=1e-6)
-
-
-def test_default_is_the_bounded_fit_with_averaged_weights_and_paper_is_one_option_away(
-    tmp_path: Path,
-) -> None:
-    av = toy_config(tmp_path).alphavil
-    assert (av.preset, av.alpha_solver, av.alpha_bounds, av.weight_rule) == (
-        "default", "lbfgs", [0.0, 1.0], "average"
-    )  # fmt: skip
-    paper = toy_config(tmp_path, "alphavil.preset=paper").alphavil
-    assert (paper.alpha_solver, paper.alpha_bounds, paper.weight_rule, paper.steps) == (
-        "sgd", [], "additive", 10
-    )  # fmt: skip
-    mixed = toy_config(tmp_path, "alphavil.preset=paper", "alphavil.alpha_solver=lbfgs").alphavil
-    assert (mixed.alpha_solver, mixed.alpha_bounds, mixed.weight_rule) == ("lbfgs", [], "additive")
-    newton = toy_config(tmp_path, "alphavil.alpha_solver=newton").alphavil
-    assert newton.alpha_bounds == []  # bounds are an L-BFGS option: not carried to Newton
-
-
-def test_the_default_merges_greedily_every_five_epochs_at_the_targets_scale(
-    tmp_path: Path,
-) -> None:
-    """The default (docs/fewlabel, tenth round): the greedy merge with the target branch,
-    the target at single-task scale, line 9 every five one-pass epochs; the paper preset has
-    none of it."""
-    av = toy_config(tmp_path).alphavil
-    assert (av.merge, av.loss_scale, av.fit_every, av.passes, av.target_branch) == (
-        "greedy", "target", 5, 1, True
-    )  # fmt: skip
-    paper = toy_config(tmp_path, "alphavil.preset=paper").alphavil
-    assert (paper.merge, paper.loss_scale, paper.fit_every) == ("fit", "mean", 1)
-
-
-@pytest.mark.parametrize(
-    ("overrides", "want"),
-    [
-        # the greedy merge needs the branch's plain fit: an option that leaves it takes the box fit
-        (["alphavil.target_branch=false"], ("fit", "target", 5)),
-        (["alphavil.fit_loss=calibrated"], ("fit", "target", 5)),
-        (["alphavil.fit_loss=zero_one"], ("fit", "target", 5)),
-        (["alphavil.step_scale=true"], ("fit", "target", 5)),
-        (["alphavil.step_length=multitask"], ("fit", "target", 5)),
-        (["alphavil.shrink_folds=5"], ("fit", "target", 5)),
-        (["alphavil.alpha_solver=sgd"], ("fit", "target", 5)),  # no box: α_target fitted
-        # the interval is one of one-pass joint epochs
-        (["alphavil.passes=5", "train.epochs=6"], ("greedy", "target", 1)),
-        (["alphavil.updates=separate"], ("fit", "target", 1)),
-        # the additive rule may floor the target's weight, which the target's scale divides by
-        (["alphavil.weight_rule=additive"], ("greedy", "mean", 5)),
-        # what the table sets wins
-        (["alphavil.merge=fit", "alphavil.fit_every=2"], ("fit", "target", 2)),
-    ],
-)
-def test_keys_left_unset_follow_the_options_that_exclude_the_default(
-    tmp_path: Path, overrides: list[str], want: tuple[str, str, int]
-) -> None:
-    av = toy_config(tmp_path, "train.method=alphavil", *overrides).alphavil
-    assert (av.merge, av.loss_scale, av.fit_every) == want
-
-
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        (["alphavil.preset=fast"], "alphavil.preset: 'fast' is not one of 'default', 'paper'"),
-        (["alphavil.alpha_bounds=[1, 0]"], "alphavil.alpha_bounds: expected [] or [lo, hi]"),
-        (["alphavil.alpha_solver=newton", "alphavil.alpha_bounds=[0, 1]"], "are for alpha_solver"),
-        (["alphavil.weight_step=0"], "alphavil.weight_step"),
-    ],
-)
-def test_bad_preset_and_bounds_are_one_line_errors(
-    tmp_path: Path, overrides: list[str], message: str
-) -> None:
-    with pytest.raises(ConfigError) as err:
-        toy_config(tmp_path, *overrides)
-    assert message in str(err.value) and "\n" not in str(err.value)
-
-
-def test_runs_made_before_the_new_defaults_are_the_paper_preset_not_the_default(
-    tmp_path: Path,
-) -> None:
-    """A stored config from before `preset`, `alpha_bounds` and the new defaults existed (it
-    records sgd / additive and no bounds) is the same run as a request with preset = "paper",
-    and a different run from the new default."""
-    paper = toy_config(tmp_path, "train.method=alphavil", "alphavil.preset=paper")
-    stored = plain(paper.to_dict())
-    for key in (
-        "preset", "alpha_bounds", "weight_step", "updates", "target_alpha", "target_branch",
-        "branch_scale", "loss_scale", "merge", "fit_every",
-    ):  # fmt: skip
-        del stored["alphavil"][key]
-    assert differing_keys(stored, plain(paper.to_dict()), config_defaults(paper)) == []
-    new = toy_config(tmp_path, "train.method=alphavil")
-    diff = differing_keys(stored, plain(new.to_dict()), config_defaults(new))
-    assert diff == [
-        "alphavil.alpha_bounds",
-        "alphavil.alpha_solver",
-        "alphavil.branch_scale",
-        "alphavil.fit_every",
-        "alphavil.loss_scale",
-        "alphavil.merge",
-        "alphavil.target_alpha",
-        "alphavil.target_branch",
-        "alphavil.updates",
-        "alphavil.weight_rule",
-    ]
-
-
-def test_shipped_paper_configs_pin_the_paper_preset() -> None:
-    root = Path(__file__).parents[1] / "configs"
-    for name in ("multimnist_paper", "multimnist_cpu", "multimnist_full", "benchmark_multimnist"):
-        cfg = load_config(root / f"{name}.toml", [])
-        assert cfg.alphavil.preset == "paper", name
-        assert cfg.alphavil.alpha_bounds == []
-        if name != "multimnist_full":  # its αVIL variants set the exact solver themselves
-            assert (cfg.alphavil.alpha_solver, cfg.alphavil.weight_rule) == ("sgd", "additive")
 
 
 def test_the_recorded_tables_are_registered_options_with_hooks() -> None:

@@ -35,7 +35,6 @@ class Interval:
         self.epochs = 0  # loop epochs run so far
         self.theta: Params | None = None  # None between intervals
         self.ends: dict[str, Params] = {}  # "joint", "alone": each trajectory's state now
-        self.shares: dict[str, list[list[Tensor]]] = {}  # their optimisers' shares since θ
         self.best = {"joint": BestPass(), "alone": BestPass()}
         self.passes = 0  # passes of this interval so far
 

@@ -208,8 +208,9 @@ def with_alphavil_preset(table: Any) -> Any:
 
 
 def _greedy_fits(table: dict[str, Any]) -> bool:
-    """Whether a table (preset applied) leaves line 9 to the greedy merge's terms: the target
-    branch with the plain dev loss, the step as long as its mix, no shrinkage."""
+    """Whether a table (preset applied, or a built config's fields) leaves line 9 to the greedy
+    merge's terms: the target branch with the plain dev loss, the step as long as its mix, no
+    shrinkage (what ``merge = "greedy"`` needs, and where it is the default)."""
     return (
         table.get("target_branch", True) is not False
         and table.get("fit_loss", "plain") == "plain"
@@ -313,12 +314,7 @@ def check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
             f"{av.shrink_folds}, fit_grid ** tasks = {av.fit_grid ** len(tasks)} (at most "
             "4096 dev passes); set fit_loss = 'plain'"
         )
-    if av.merge == "greedy" and not (
-        av.target_branch
-        and av.fit_loss == "plain"
-        and av.step_length == "fit"
-        and not (av.step_scale or av.shrink_folds)
-    ):
+    if av.merge == "greedy" and not _greedy_fits(vars(av)):
         raise ConfigError(
             "alphavil.merge: 'greedy' merges whole updates with the target branch, got "
             f"target_branch = {av.target_branch}, fit_loss = {av.fit_loss!r}, step_length = "
