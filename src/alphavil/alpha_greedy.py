@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from alphavil.alpha import AlphaFit, target_loss_value
+from alphavil.alpha_margin import beats
 from alphavil.alpha_zero_one import target_error_value
 from alphavil.methods.merging import Key, greedy_lambdas
 from alphavil.tasks import Task
@@ -62,13 +63,27 @@ def greedy_merge(
     score: Callable[[Tensor], Key],
     candidates: Sequence[tuple[str, Tensor]],
     grid: Sequence[float],
+    margin: Callable[[Tensor], tuple[int, int]] | None = None,
+    margin_se: float = 0.0,
 ) -> tuple[Tensor, dict[str, Any]]:
     """ForkMerge's merge of ``candidates`` (name, point) on the dev ``score`` of a point
     (higher is better): ranked best first (ties keep the given order), the best whole, each next
-    added by the greedy λ search over ``grid``. Returns the merged point Σ λ z / Σ λ and a
-    record: the ranking, each candidate's score, the λs and the number of score calls."""
+    added by the greedy λ search over ``grid``. With ``margin`` (a point -> the dev examples
+    right only there and right only at the first candidate), a better-scored candidate goes
+    before the first only where it :func:`~alphavil.alpha_margin.beats` it at ``margin_se``
+    standard errors. Returns the merged point Σ λ z / Σ λ and a record: the ranking, each
+    candidate's score, the margin's counts, the λs and the number of score calls."""
     keys = [score(z) for _, z in candidates]
     order = sorted(range(len(candidates)), key=lambda i: keys[i], reverse=True)
+    tested: dict[str, Any] = {}
+    if margin is not None and order[0] != 0:
+        gains, losses = margin(candidates[order[0]][1])
+        won = beats(gains, losses, margin_se)
+        tested = {"candidate": candidates[order[0]][0], "gains": gains, "losses": losses}
+        tested["beats"] = won
+        if not won:  # the dev set's evidence is within its noise: the first candidate leads
+            order.remove(0)
+            order.insert(0, 0)
     points = [candidates[i][1] for i in order]
 
     def merged(lambdas: Sequence[float]) -> Tensor:
@@ -83,6 +98,7 @@ def greedy_merge(
     record = {
         "ranking": [candidates[i][0] for i in order],
         "scores": {candidates[i][0]: list(keys[i]) for i in order},
+        **({"margin": tested} if tested else {}),
         "lambdas": lambdas,
         "score": list(best),
         "score_calls": len(candidates) + calls,
@@ -116,15 +132,17 @@ def greedy_fit(
     score: Callable[[Tensor], Key],
     candidates: Sequence[tuple[str, Tensor]],
     grid: Sequence[float],
+    margin: Callable[[Tensor], tuple[int, int]] | None = None,
+    margin_se: float = 0.0,
 ) -> tuple[AlphaFit, dict[str, Any]]:
     """:func:`greedy_merge` as an :class:`~alphavil.alpha.AlphaFit`: ``start`` is the joint
     pass, the losses the dev losses at it and at the merge."""
-    z, record = greedy_merge(score, candidates, grid)
+    point, record = greedy_merge(score, candidates, grid, margin, margin_se)
     start = candidates[0][1]
     start_loss = -record["scores"][candidates[0][0]][-1]
     fit = AlphaFit(
-        alphas=z,
-        forward_passes=2 * record["score_calls"],
+        alphas=point,
+        forward_passes=2 * record["score_calls"] + (2 if "margin" in record else 0),
         start=start,
         start_loss=start_loss,
         final_loss=-record["score"][-1],

@@ -129,3 +129,29 @@ def test_with_the_target_alone_its_update_is_taken_whole(tmp_path: Path, choice:
     execute(cfg, tmp_path / "run", show_progress=False)
     records = read_jsonl(tmp_path / "run" / "metrics.jsonl")
     assert [r["alpha"] for r in records] == [{"main": 1.0}, {"main": 1.0}]
+
+
+def test_the_margin_keeps_the_joint_pass_without_evidence(tmp_path: Path) -> None:
+    """With a margin no dev set can pass every merge leads with the joint pass; with margin 0
+    (off) the record has no margin and the ranking follows the score alone."""
+    cfg = toy_config(tmp_path, *TOY_BUDGET, *GREEDY, "train.epochs=3", "alphavil.merge_margin=1e9")
+    execute(cfg, tmp_path / "run", show_progress=False)
+    records = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert all(r["merge"]["ranking"][0] == "joint" for r in records)
+    tested = [r["merge"]["margin"] for r in records if "margin" in r["merge"]]
+    assert tested and all(m["beats"] is False and m["candidate"] != "joint" for m in tested)
+    for r in records:
+        extra = 2 if "margin" in r["merge"] else 0
+        assert r["alpha_fit"]["forward_passes"] == 2 * r["merge"]["score_calls"] + extra
+    off = toy_config(tmp_path, *TOY_BUDGET, *GREEDY, "train.epochs=3")
+    execute(off, tmp_path / "off", show_progress=False)
+    assert not any("margin" in r["merge"] for r in read_jsonl(tmp_path / "off" / "metrics.jsonl"))
+
+
+def test_the_margin_needs_the_greedy_merge(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^alphavil\.merge_margin: .*set merge = 'greedy'"):
+        toy_config(
+            tmp_path, "train.method=alphavil", "alphavil.merge=fit", "alphavil.merge_margin=1"
+        )
+    with pytest.raises(ConfigError, match=r"alphavil\.merge_margin"):
+        toy_config(tmp_path, *GREEDY, "alphavil.merge_margin=-1")

@@ -23,6 +23,7 @@ from alphavil.alpha_exact import (
     target_loss_grad_hess,
 )
 from alphavil.alpha_greedy import greedy_fit, merge_candidates, target_score_value
+from alphavil.alpha_margin import discordance_value
 from alphavil.alpha_shrink import (
     best_strength,
     fold_losses,
@@ -221,10 +222,25 @@ def discrete_fit(
         return AlphaFit(alphas=whole, forward_passes=1, final_loss=loss), {}
     if av.merge == "greedy":
         key = target_score_value(model, theta, deltas, dev, task)
+        candidates = merge_candidates(n, target)
+        margin: Callable[[Tensor], tuple[int, int]] | None = None
+        if av.merge_margin:
+            try:
+                counts = discordance_value(
+                    model, theta, deltas, dev, task, full_alphas(candidates[0][1], target)
+                )
+            except ValueError as err:  # not a classification target
+                raise ConfigError(f"alphavil.merge_margin: {err}; set merge_margin = 0") from None
+
+            def margin(z: Tensor) -> tuple[int, int]:
+                return counts(full_alphas(z, target))
+
         fit, record = greedy_fit(
             lambda z: key(full_alphas(z, target)),
-            merge_candidates(n, target),
+            candidates,
             av.merge_grid,
+            margin,
+            av.merge_margin,
         )
         return fit, {"merge": record}
     try:

@@ -125,6 +125,11 @@ class AlphaVILConfig:
     # (alphavil.alpha_greedy; target branch, plain dev loss).
     merge: str = choice("greedy", "fit", "greedy", before="fit")
     merge_grid: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    # The greedy merge's dev-noise margin z: the best-ranked update goes before the joint pass
+    # only where the dev examples right only at it (g) and only at the joint pass (l) satisfy
+    # g - l > z sqrt(g + l), McNemar's test (alphavil.alpha_margin; classification targets);
+    # 0 = off, the ranking alone (ForkMerge).
+    merge_margin: float = bounded(0.0, 0.0)
     steps: int = bounded(10, 0)  # s, α tuning steps
     optimizer: dict[str, Any] = _opt("SGD", 0.005, momentum=0.5)  # noqa: RUF009 - returns a field()
     dev_fraction: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # of the target dev set for α
@@ -320,6 +325,11 @@ def check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
             f"target_branch = {av.target_branch}, fit_loss = {av.fit_loss!r}, step_length = "
             f"{av.step_length!r}, step_scale = {av.step_scale}, shrink_folds = "
             f"{av.shrink_folds}; set merge = 'fit'"
+        )
+    if av.merge_margin and av.merge != "greedy":
+        raise ConfigError(
+            f"alphavil.merge_margin: a margin of the greedy merge, got merge = {av.merge!r}; "
+            "set merge = 'greedy' or merge_margin = 0"
         )
     if not av.merge_grid or not all(isinstance(a, int | float) and a >= 0 for a in av.merge_grid):
         raise ConfigError(
