@@ -10,15 +10,12 @@ from pathlib import Path
 import pytest
 
 from alphavil.fewlabel_compare import (
-    alpha_use,
     bar,
     bar_table,
     curve,
     dev_pick,
-    final_weights,
     main,
     means,
-    merge_firsts,
     paired,
 )
 from tests.test_fewlabel_report import _run
@@ -49,51 +46,6 @@ def test_means_pick_single_task_per_seed_on_dev(study: Path) -> None:
 def test_paired_differences_are_by_seed_with_the_dev_difference(study: Path) -> None:
     table = paired([study], ["alphavil"], "multitask")
     assert "| study | coarse | +0.00 [-1.00, +1.00] (1/3); dev +1.00 |" in table
-
-
-def test_alpha_table_reads_the_fitted_factors(study: Path) -> None:
-    run = study / "coarse.alphavil-s0"
-    recs = [
-        {"alpha": {"left": 1.0, "left_coarse": 0.2}},
-        {
-            "alpha": {"left": 1.0, "left_coarse": 0.9},
-            "alpha_fitted": {"left": 1.0, "left_coarse": 0.4},
-            "target_alone": 0.5,
-            "shrink": {"strength": 0.25},
-        },
-    ]
-    (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
-    assert "| study | left_coarse 0.30, c 0.50, λ 0.25 | – | – | – |" in alpha_use(
-        [study], "alphavil"
-    )
-    # the factors written back: 0.2 and 0.9
-    assert "| study | left_coarse 0.55, c 0.50, λ 0.25 | – | – | – |" in alpha_use(
-        [study], "alphavil", written=True
-    )
-
-
-def test_firsts_count_how_often_each_update_ranks_first_in_the_merges(study: Path) -> None:
-    """Over every fit of every seed; epochs without a merge (inside an interval) count not."""
-    rankings = [
-        [["alone", "joint"], ["joint", "alone"]],
-        [["alone", "joint"]],
-        [["alone", "joint"]],
-    ]
-    for s, runs in enumerate(rankings):
-        recs = [{"merge": {"ranking": r}} for r in runs] + [{"fit_interval": {"pass": 1, "of": 5}}]
-        path = study / f"coarse.alphavil-s{s}" / "metrics.jsonl"
-        path.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
-    table = merge_firsts([study], "alphavil")
-    assert "| study | alone 0.75, joint 0.25 | – | – | – |" in table
-
-
-def test_weights_table_averages_the_final_auxiliary_weights(study: Path) -> None:
-    for s, w in enumerate((0.2, 0.4, 0.9)):
-        path = study / f"coarse.alphavil-s{s}" / "summary.json"
-        summary = json.loads(path.read_text())
-        summary["final_weights"] = {"left": 1.0, "left_coarse": w}
-        path.write_text(json.dumps(summary))
-    assert "| study | left_coarse 0.50 | – | – | – |" in final_weights([study], "alphavil")
 
 
 def test_the_cli_prints_the_bar_and_refuses_an_empty_folder(

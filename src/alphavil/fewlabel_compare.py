@@ -8,6 +8,7 @@ docs/fewlabel/README.md are its output::
     python -m alphavil.fewlabel_compare alpha STUDY... --row alphavil   # and c, s
     python -m alphavil.fewlabel_compare weights STUDY... --row alphavil # line 11's end point
     python -m alphavil.fewlabel_compare firsts STUDY... --row alphavil  # greedy merges' firsts
+    python -m alphavil.fewlabel_compare leads STUDY... --row alphavil   # and by how much
     python -m alphavil.fewlabel_compare bar STUDY... --row alphavil-w03
     python -m alphavil.fewlabel_compare curve STUDY... --label alphavil-T1 --keys alpha.left
     python -m alphavil.fewlabel_compare pick STUDY... --rows single-tuned multitask
@@ -19,14 +20,14 @@ read from the runs' configs.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from alphavil.fewlabel_fits import alpha_use, final_weights, merge_firsts, merge_leads
+from alphavil.fewlabel_folders import KINDS, markdown_table, study_name, target_runs
 from alphavil.fewlabel_report import (
     CONTROLS,
     Scores,
@@ -38,22 +39,6 @@ from alphavil.fewlabel_report import (
 )
 from alphavil.report import collect_runs
 from alphavil.runs import read_jsonl
-
-KINDS = ("coarse", "random", "related", "mixed")
-
-
-def _target_runs(folder: Path) -> tuple[str, list[dict[str, Any]]]:
-    """A study folder's completed runs and the one target they share."""
-    runs = collect_runs(folder)
-    if not runs:
-        raise ValueError(f"{folder}: no completed runs")
-    targets = {r["config"].get("train", {}).get("target") for r in runs}
-    if len(targets) != 1 or None in targets:
-        raise ValueError(
-            f"{folder}: expected one target over the runs, got {sorted(map(str, targets))}"
-        )
-    return str(targets.pop()), runs
-
 
 TIES = ("first", "loss")  # the loop's rule (the first of tied epochs), or the lower dev loss
 
@@ -101,20 +86,10 @@ def study_scores(
     with ``every`` > 1 or ``ties = "loss"`` each run's best epoch re-selected
     (:func:`reselect`), so that rows evaluated on different schedules, or under another tie
     rule, compare."""
-    target, runs = _target_runs(folder)
+    target, runs = target_runs(folder)
     if every > 1 or ties != "first":
         runs = [reselect(r, target, every, ties) for r in runs]
     return target, scores(runs, target)
-
-
-def _study_name(folder: Path) -> str:
-    """``docs/fewlabel/digits-n100/runs`` -> ``digits-n100``."""
-    return folder.parent.name if folder.name == "runs" else folder.name
-
-
-def _table(head: list[str], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
 
 
 def means(folder: Path, rows: list[str], every: int = 1, ties: str = "first") -> str:
@@ -128,7 +103,7 @@ def means(folder: Path, rows: list[str], every: int = 1, ties: str = "first") ->
         cells = [f"{mean_score(own[r]):.2f} ({len(own[r])})" if r in own else "–" for r in rows]
         first = f"{mean_score(single):.2f} ({len(single)})" if single else "–"
         body.append([kind, first, *cells])
-    return _table(["kind", "single (dev-tuned)", *rows], body)
+    return markdown_table(["kind", "single (dev-tuned)", *rows], body)
 
 
 def paired(
@@ -152,73 +127,8 @@ def paired(
                 dev = sum(own[r][s]["dev"] - own[against][s]["dev"] for s in seeds) / len(seeds)
                 ci = f" [{d['low']:+.2f}, {d['high']:+.2f}]" if d["n"] > 2 else ""
                 cells.append(f"{d['mean']:+.2f}{ci} ({d['wins']}/{d['n']}); dev {dev:+.2f}")
-            body.append([_study_name(folder), kind, *cells])
-    return _table(["study", "kind", *(f"{r} − {against}" for r in rows)], body)
-
-
-Values = Callable[[dict[str, Any], str], Iterator[tuple[str, float]]]
-
-
-def _mean_table(folders: list[Path], row: str, values: Values) -> str:
-    """Per study and kind, the mean of each named value that ``values(run, target)`` yields
-    over the runs of configuration ``row``."""
-    body = []
-    for folder in folders:
-        target, runs = _target_runs(folder)
-        cells = []
-        for kind in KINDS:
-            seen: dict[str, list[float]] = {}
-            for run in (r for r in runs if r["label"] == f"{kind}.{row}"):
-                for name, v in values(run, target):
-                    seen.setdefault(name, []).append(v)
-            cells.append(", ".join(f"{t} {statistics.mean(v):.2f}" for t, v in seen.items()) or "–")
-        body.append([_study_name(folder), *cells])
-    return _table(["study", *KINDS], body)
-
-
-def alpha_use(folders: list[Path], row: str, *, written: bool = False) -> str:
-    """Mean fitted α of each auxiliary task over every epoch and seed of configuration ``row``
-    (the fitted factors: ``alpha_fitted`` where the run averages or shrinks them; with
-    ``written`` the factors written back), and the mean target branch share c (as written),
-    step scale s and shrinkage strength λ where the runs record them."""
-
-    def values(run: dict[str, Any], target: str) -> Iterator[tuple[str, float]]:
-        for line in (run["path"] / "metrics.jsonl").read_text().splitlines():
-            rec: dict[str, Any] = json.loads(line)
-            alphas = (
-                rec.get("alpha", {}) if written else rec.get("alpha_fitted", rec.get("alpha", {}))
-            )
-            yield from ((t, float(a)) for t, a in alphas.items() if t != target)
-            for key, name in (("target_alone", "c"), ("step_scale", "s")):
-                if key in rec:
-                    yield name, float(rec[key])
-            if "shrink" in rec:  # alphavil.shrink_folds: the cross-validated strength
-                yield "λ", float(rec["shrink"]["strength"])
-
-    return _mean_table(folders, row, values)
-
-
-def merge_firsts(folders: list[Path], row: str) -> str:
-    """How often each whole update ranks first in the greedy merges (``alphavil.merge =
-    "greedy"``) of configuration ``row``: its share of the fits, over every fit and seed."""
-
-    def values(run: dict[str, Any], target: str) -> Iterator[tuple[str, float]]:
-        for line in (run["path"] / "metrics.jsonl").read_text().splitlines():
-            ranking = json.loads(line).get("merge", {}).get("ranking", [])
-            yield from ((name, float(i == 0)) for i, name in enumerate(ranking))
-
-    return _mean_table(folders, row, values)
-
-
-def final_weights(folders: list[Path], row: str) -> str:
-    """Mean final task weight (line 11, the target's is 1) of each auxiliary task over the
-    seeds of configuration ``row``, per study and kind."""
-
-    def values(run: dict[str, Any], target: str) -> Iterator[tuple[str, float]]:
-        weights = run["summary"].get("final_weights", {})
-        yield from ((t, float(w)) for t, w in weights.items() if t != target)
-
-    return _mean_table(folders, row, values)
+            body.append([study_name(folder), kind, *cells])
+    return markdown_table(["study", "kind", *(f"{r} − {against}" for r in rows)], body)
 
 
 def bar(folders: list[Path], row: str, multitask: str = "multitask", ties: str = "first") -> str:
@@ -228,7 +138,7 @@ def bar(folders: list[Path], row: str, multitask: str = "multitask", ties: str =
     lines = []
     for folder in folders:
         _, table = study_scores(folder, ties=ties)
-        name = _study_name(folder)
+        name = study_name(folder)
         lines += [f"* {name}, {verdict(table, kind, row, multitask)}" for kind in KINDS]
     return "\n".join(lines)
 
@@ -244,7 +154,7 @@ def bar_table(
     for folder in folders:
         _, table = study_scores(folder, ties=ties)
         for kind in KINDS:
-            cells = [_study_name(folder), kind]
+            cells = [study_name(folder), kind]
             for row in rows:
                 found = bar_numbers(table, kind, row, multitask)
                 if isinstance(found, str):
@@ -257,7 +167,7 @@ def bar_table(
                 cells.append(f"{ours:.2f} / {need:.2f} ({n}): {verdict}")
             body.append(cells)
     body.append(["cells met", "", *(f"{met[r]} of {measured[r]}" for r in rows)])
-    return _table(["study", "kind", *(f"{r} / needs (seeds)" for r in rows)], body)
+    return markdown_table(["study", "kind", *(f"{r} / needs (seeds)" for r in rows)], body)
 
 
 def dev_pick(folders: list[Path], rows: list[str], multitask: str = "multitask") -> str:
@@ -273,12 +183,12 @@ def dev_pick(folders: list[Path], rows: list[str], multitask: str = "multitask")
             own = table.get(kind, {})
             found = [f for r in rows if (f := own.get(r) or controls.get(r))]
             if len(found) < len(rows) or multitask not in own:
-                lines.append(f"* {_study_name(folder)}, {kind}: not enough runs")
+                lines.append(f"* {study_name(folder)}, {kind}: not enough runs")
                 continue
             seeds = set.intersection(*(set(f) for f in found))
             name = "pick(" + ", ".join(rows) + ")"
             own[name] = {s: max((f[s] for f in found), key=lambda v: v["dev"]) for s in seeds}
-            lines.append(f"* {_study_name(folder)}, {verdict(table, kind, name, multitask)}")
+            lines.append(f"* {study_name(folder)}, {verdict(table, kind, name, multitask)}")
     return "\n".join(lines)
 
 
@@ -312,14 +222,16 @@ def curve(folders: list[Path], label: str, keys: list[str], every: int = 3) -> s
             means = {e: statistics.fmean(v) for e, v in per.items()}
             every_value = [x for v in per.values() for x in v]
             overall = statistics.fmean(every_value) if every_value else float("nan")
-            rows.append((_study_name(folder), f"{label} {key} ({len(runs)})", means, overall))
+            rows.append((study_name(folder), f"{label} {key} ({len(runs)})", means, overall))
             epochs_seen |= set(means)
     last = max(epochs_seen, default=1)
     cols = sorted({e for e in epochs_seen if (e - 1) % every == 0} | {last})
     for study, key, means, overall in rows:
         cells = [f"{means[e]:.2f}" if e in means else "–" for e in cols]
         body.append([study, key, *cells, f"{overall:.2f}"])
-    return _table(["study", "run label, value (seeds)", *(f"e{e}" for e in cols), "all"], body)
+    return markdown_table(
+        ["study", "run label, value (seeds)", *(f"e{e}" for e in cols), "all"], body
+    )
 
 
 EVERY_HELP = "re-select each run's best epoch as if evaluated after every k-th pass only"
@@ -349,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     f = sub.add_parser("firsts", help="how often each update ranks first in greedy merges")
     f.add_argument("studies", type=Path, nargs="+")
     f.add_argument("--row", default="alphavil")
+    ld = sub.add_parser("leads", help="by how many dev examples the merges leave the joint pass")
+    ld.add_argument("studies", type=Path, nargs="+")
+    ld.add_argument("--row", default="alphavil")
     w = sub.add_parser("weights", help="mean final weight of the auxiliary tasks")
     w.add_argument("studies", type=Path, nargs="+")
     w.add_argument("--row", default="alphavil")
@@ -377,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
             print(alpha_use(args.studies, args.row, written=args.written))
         elif args.what == "firsts":
             print(merge_firsts(args.studies, args.row))
+        elif args.what == "leads":
+            print(merge_leads(args.studies, args.row))
         elif args.what == "weights":
             print(final_weights(args.studies, args.row))
         elif args.what == "pick":

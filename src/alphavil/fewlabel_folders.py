@@ -1,0 +1,34 @@
+"""Few-label study folders (docs/fewlabel): a folder's completed runs and the target they
+share, the study's name, the auxiliary kinds, and the markdown tables the comparisons print."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alphavil.report import collect_runs
+
+KINDS = ("coarse", "random", "related", "mixed")
+
+
+def target_runs(folder: Path) -> tuple[str, list[dict[str, Any]]]:
+    """A study folder's completed runs and the one target they share."""
+    runs = collect_runs(folder)
+    if not runs:
+        raise ValueError(f"{folder}: no completed runs")
+    targets = {r["config"].get("train", {}).get("target") for r in runs}
+    if len(targets) != 1 or None in targets:
+        raise ValueError(
+            f"{folder}: expected one target over the runs, got {sorted(map(str, targets))}"
+        )
+    return str(targets.pop()), runs
+
+
+def study_name(folder: Path) -> str:
+    """``docs/fewlabel/digits-n100/runs`` -> ``digits-n100``."""
+    return folder.parent.name if folder.name == "runs" else folder.name
+
+
+def markdown_table(head: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
