@@ -79,6 +79,20 @@ def test_curve_averages_a_metrics_value_per_epoch_over_the_seeds(study: Path) ->
         curve([study], "nope", ["alpha.left"])
 
 
+def test_curve_indexes_lists_by_number(study: Path) -> None:
+    """``merge.scores.joint.0``: the joint pass's dev accuracy in each merge; an index past
+    the list's end, or into a number, reads as missing."""
+    for s in range(3):
+        recs = [{"epoch": 1, "merge": {"scores": {"joint": [0.5 + 0.1 * s, -1.0]}}}]
+        path = study / f"coarse.alphavil-s{s}" / "metrics.jsonl"
+        path.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    table = curve([study], "coarse.alphavil", ["merge.scores.joint.0", "merge.scores.joint.1"])
+    assert "| study | coarse.alphavil merge.scores.joint.0 (3) | 0.60 | 0.60 |" in table
+    assert "| study | coarse.alphavil merge.scores.joint.1 (3) | -1.00 | -1.00 |" in table
+    missing = curve([study], "coarse.alphavil", ["merge.scores.joint.2", "epoch.0"])
+    assert "merge.scores.joint.2 (3) | – |" in missing and "epoch.0 (3) | – |" in missing
+
+
 def test_dev_pick_chooses_per_seed_on_dev_with_ties_to_the_first_row(study: Path) -> None:
     # seed 0: multitask and the tuned single row (lr 0.1) both have dev 90; seeds 1-2: multitask
     out = dev_pick([study], ["multitask", "single-tuned"])

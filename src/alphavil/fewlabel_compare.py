@@ -193,12 +193,16 @@ def dev_pick(folders: list[Path], rows: list[str], multitask: str = "multitask")
 
 
 def _lookup(rec: dict[str, Any], key: str) -> float | None:
-    """``rec["dev"]["left"]["loss"]`` for ``"dev.left.loss"``; None where a part is missing."""
+    """``rec["dev"]["left"]["loss"]`` for ``"dev.left.loss"`` (a number indexes a list:
+    ``"merge.scores.joint.0"``); None where a part is missing."""
     node: Any = rec
     for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
             return None
-        node = node[part]
     return float(node) if isinstance(node, int | float) else None
 
 
