@@ -21,19 +21,25 @@ from alphavil.fewlabel_compare import (
 from tests.test_fewlabel_report import _run
 
 
-@pytest.fixture
-def study(tmp_path: Path) -> Path:
+def left_study(tmp_path: Path) -> Path:
+    """Three seeds of single-task (two lrs), multitask and αVIL with the coarse task, the
+    target "left" named in each run's config (as real runs do)."""
     root = tmp_path / "study" / "runs"
     for s in range(3):
         _run(root, "single", "single", s, dev=80, test=84 + s)
         _run(root, "single-lr0.1", "single", s, dev=90 if s == 0 else 70, test=70)
         _run(root, "coarse.multitask", "multitask", s, dev=90, test=92)
         _run(root, "coarse.alphavil", "alphavil", s, dev=91, test=91 + s)
-    for d in root.iterdir():  # the runs name their target, as real ones do
+    for d in root.iterdir():
         cfg = json.loads((d / "config.json").read_text())
         cfg["train"]["target"] = "left"
         (d / "config.json").write_text(json.dumps(cfg))
     return root
+
+
+@pytest.fixture
+def study(tmp_path: Path) -> Path:
+    return left_study(tmp_path)
 
 
 def test_means_pick_single_task_per_seed_on_dev(study: Path) -> None:

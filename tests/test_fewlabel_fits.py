@@ -9,22 +9,12 @@ from pathlib import Path
 import pytest
 
 from alphavil.fewlabel_fits import alpha_use, final_weights, merge_firsts, merge_leads
-from tests.test_fewlabel_report import _run
+from tests.test_fewlabel_compare import left_study
 
 
 @pytest.fixture
 def study(tmp_path: Path) -> Path:
-    root = tmp_path / "study" / "runs"
-    for s in range(3):
-        _run(root, "single", "single", s, dev=80, test=84 + s)
-        _run(root, "single-lr0.1", "single", s, dev=90 if s == 0 else 70, test=70)
-        _run(root, "coarse.multitask", "multitask", s, dev=90, test=92)
-        _run(root, "coarse.alphavil", "alphavil", s, dev=91, test=91 + s)
-    for d in root.iterdir():  # the runs name their target, as real ones do
-        cfg = json.loads((d / "config.json").read_text())
-        cfg["train"]["target"] = "left"
-        (d / "config.json").write_text(json.dumps(cfg))
-    return root
+    return left_study(tmp_path)
 
 
 def test_alpha_table_reads_the_fitted_factors(study: Path) -> None:
