@@ -169,11 +169,12 @@ def test_the_bar_table_puts_rows_side_by_side_and_counts_the_cells_met(study: Pa
     assert main(["bar", str(study), "--rows", "alphavil", "forkmerge"]) == 0
 
 
-def test_ties_to_the_lower_dev_loss_reselect_among_epochs_of_equal_accuracy(study: Path) -> None:
-    """Epochs 1 and 3 tie on dev accuracy; the loop's rule keeps epoch 1 (test 0.80), ties to
-    the lower dev loss keep epoch 3 (test 0.96), and a strictly better dev accuracy still wins
-    over a lower loss. ``ties = "first"`` leaves the summaries as the loop wrote them."""
-    rows = [(0.9, 0.5, 0.80), (0.85, 0.1, 0.99), (0.9, 0.3, 0.96)]  # (dev acc, dev loss, test)
+def test_tie_rules_reselect_among_epochs_of_equal_accuracy(study: Path) -> None:
+    """Epochs 1, 3 and 4 tie on dev accuracy; the loop's rule keeps epoch 1 (test 0.80), ties
+    to the lower dev loss keep epoch 3 (test 0.96), ties to the last epoch 4 (0.70), and a
+    strictly better dev accuracy still wins over a lower loss. ``ties = "first"`` leaves the
+    summaries as the loop wrote them."""
+    rows = [(0.9, 0.5, 0.80), (0.85, 0.1, 0.99), (0.9, 0.3, 0.96), (0.9, 0.6, 0.70)]
     for s in range(3):
         recs = [
             {
@@ -188,7 +189,8 @@ def test_ties_to_the_lower_dev_loss_reselect_among_epochs_of_equal_accuracy(stud
     assert "| coarse | 80.33 (3) | 92.00 (3) |" in means(study, ["multitask"], ties="first")
     # re-selected runs need their metrics: the hand-made single-task runs have none
     assert "| coarse | – | 96.00 (3) |" in means(study, ["multitask"], ties="loss")
-    assert "| coarse | – | 99.00 (3) |" in means(study, ["multitask"], every=2)  # epoch 2 only
-    assert main(["means", str(study), "--rows", "multitask", "--ties", "loss"]) == 0
+    assert "| coarse | – | 70.00 (3) |" in means(study, ["multitask"], ties="last")
+    assert "| coarse | – | 96.00 (3) |" in means(study, ["multitask"], every=3)  # epoch 3 only
+    assert main(["means", str(study), "--rows", "multitask", "--ties", "last"]) == 0
     with pytest.raises(SystemExit):
-        main(["means", str(study), "--rows", "multitask", "--ties", "last"])
+        main(["means", str(study), "--rows", "multitask", "--ties", "newest"])

@@ -16,9 +16,10 @@ epoch's deltas already hold, as points of line 9's variables:
 The merge is their convex combination Σ λ_i z_i / Σ λ_i, which is a point of line 9's
 variables as the box fit's answer is: line 10 writes it and line 11 moves the weights on it.
 The dev score is the loop's model-selection key: accuracy, ties to the lower loss (minus the loss
-for a regression target). ``alphavil.merge_margin`` asks a candidate that outscores the joint
-pass to do so beyond the dev set's noise before it leads (:mod:`alphavil.alpha_margin`). Cost: K + 5 (K − 1) dev evaluations with K candidates and the default
-grid, each one forward pass for the error and one for the loss.
+for a regression target). Cost: K + 5 (K − 1) dev evaluations with K candidates and the default
+grid, each one forward pass for the error and one for the loss. ``alphavil.merge_margin`` asks
+a candidate that outscores the joint pass to do so beyond the dev set's noise before it leads
+(:mod:`alphavil.alpha_margin`).
 """
 
 from __future__ import annotations

@@ -40,7 +40,8 @@ from alphavil.fewlabel_report import (
 from alphavil.report import collect_runs
 from alphavil.runs import read_jsonl
 
-TIES = ("first", "loss")  # the loop's rule (the first of tied epochs), or the lower dev loss
+# the loop's rule (the first of tied epochs), the lower dev loss, or the last of tied epochs
+TIES = ("first", "loss", "last")
 
 
 def reselect(
@@ -48,8 +49,8 @@ def reselect(
 ) -> dict[str, Any]:
     """``run`` with its best dev epoch re-selected: among the epochs after every ``every``-th
     pass of training (an αVIL run with ``passes`` = p evaluates after every p-th), the highest
-    dev accuracy, ties going to the first epoch (``ties = "first"``, as the loop picks) or to
-    the lower dev loss and then the first (``"loss"``)."""
+    dev accuracy, ties going to the first epoch (``ties = "first"``, as the loop picks), to
+    the lower dev loss and then the first (``"loss"``), or to the last epoch (``"last"``)."""
     if ties not in TIES:
         raise ValueError(f"ties: expected one of {', '.join(TIES)}, got {ties!r}")
     cfg = run["config"]
@@ -64,8 +65,8 @@ def reselect(
 
     def key(rec: dict[str, Any]) -> tuple[float, ...]:
         dev = rec["dev"][target]
-        if ties == "first":
-            return (dev["accuracy"], -rec["epoch"])
+        if ties in ("first", "last"):
+            return (dev["accuracy"], -rec["epoch"] if ties == "first" else rec["epoch"])
         loss = dev.get("loss")  # a missing or non-finite loss loses the tie (as score_key)
         neg_loss = -loss if loss is not None and math.isfinite(loss) else -math.inf
         return (dev["accuracy"], neg_loss, -rec["epoch"])
@@ -83,7 +84,7 @@ def study_scores(
     folder: Path, every: int = 1, ties: str = "first"
 ) -> tuple[str, dict[str, dict[str, Scores]]]:
     """A study folder's target and its scores table (:func:`alphavil.fewlabel_report.scores`);
-    with ``every`` > 1 or ``ties = "loss"`` each run's best epoch re-selected
+    with ``every`` > 1 or another ``ties`` rule each run's best epoch re-selected
     (:func:`reselect`), so that rows evaluated on different schedules, or under another tie
     rule, compare."""
     target, runs = target_runs(folder)
@@ -239,7 +240,10 @@ def curve(folders: list[Path], label: str, keys: list[str], every: int = 3) -> s
 
 
 EVERY_HELP = "re-select each run's best epoch as if evaluated after every k-th pass only"
-TIES_HELP = "among epochs of equal dev accuracy: the first (the loop's rule) or the lower dev loss"
+TIES_HELP = (
+    "among epochs of equal dev accuracy: the first (the loop's rule), the lower dev loss, or "
+    "the last"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
