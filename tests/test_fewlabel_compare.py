@@ -30,10 +30,7 @@ def left_study(tmp_path: Path) -> Path:
         _run(root, "single-lr0.1", "single", s, dev=90 if s == 0 else 70, test=70)
         _run(root, "coarse.multitask", "multitask", s, dev=90, test=92)
         _run(root, "coarse.alphavil", "alphavil", s, dev=91, test=91 + s)
-    for d in root.iterdir():
-        cfg = json.loads((d / "config.json").read_text())
-        cfg["train"]["target"] = "left"
-        (d / "config.json").write_text(json.dumps(cfg))
+    _target_left(root)
     return root
 
 
@@ -52,6 +49,30 @@ def test_means_pick_single_task_per_seed_on_dev(study: Path) -> None:
 def test_paired_differences_are_by_seed_with_the_dev_difference(study: Path) -> None:
     table = paired([study], ["alphavil"], "multitask")
     assert "| study | coarse | +0.00 [-1.00, +1.00] (1/3); dev +1.00 |" in table
+
+
+def _target_left(root: Path) -> None:
+    for d in root.iterdir():
+        cfg = json.loads((d / "config.json").read_text())
+        cfg["train"]["target"] = "left"
+        (d / "config.json").write_text(json.dumps(cfg))
+
+
+def test_a_rerun_folder_replaces_its_namesakes_only(study: Path, tmp_path: Path) -> None:
+    rerun = tmp_path / "rerun"
+    for s in range(3):  # multitask made again: test 92 -> 95 at every seed, dev 90 -> 89
+        _run(rerun, "coarse.multitask", "multitask", s, dev=89, test=95)
+    _target_left(rerun)
+    table = paired([study], ["alphavil"], "multitask", rerun=rerun)
+    # alphavil 91, 92, 93 against 95: -3.00 on average, dev 91 - 89
+    assert "| study | coarse | -3.00 [-4.00, -2.00] (0/3); dev +2.00 |" in table
+    assert paired([study], ["alphavil"], "multitask") != table  # the study itself unchanged
+    _run(rerun, "coarse.forkmerge", "forkmerge", 0, dev=90, test=90)
+    _target_left(rerun)
+    with pytest.raises(ValueError, match=r"lacks: coarse\.forkmerge-s0"):
+        paired([study], ["alphavil"], "multitask", rerun=rerun)
+    with pytest.raises(ValueError, match="one study"):
+        paired([study, study], ["alphavil"], "multitask", rerun=rerun)
 
 
 def test_the_cli_prints_the_bar_and_refuses_an_empty_folder(

@@ -1,7 +1,7 @@
-"""The eleventh round's second-host check (docs/fewlabel/README.md): the default's runs rerun
-on another CPU (each study's ``host_rerun/``, same code, config and seeds) against the committed
-runs of the first host, and the margin's runs (second host) against those reruns, paired by
-seed: mean test difference in points, 95% bootstrap CI, and the per-seed differences.
+"""The eleventh round's second-host check (docs/fewlabel/README.md): runs rerun on another CPU
+(each study's ``host_rerun/``: same code, config and seeds) against the committed runs of the
+first host, and the rows that ran on the second host against those reruns, paired by seed: mean
+target test difference in points, 95% bootstrap CI, and the per-seed differences.
 
 Run from the repository root: ``python docs/fewlabel/host_compare.py``.
 """
@@ -12,11 +12,27 @@ from statistics import fmean
 
 from alphavil.reports.stats import bootstrap_ci
 
-CELLS = [
-    ("multimnist-n250", "related", range(5)),
-    ("multifashion-n1000", "coarse", range(5)),
-    ("multifashion-n1000", "random", range(5)),
-    *[("multimnist-n1000", k, range(5, 10)) for k in ("coarse", "random", "related", "mixed")],
+HEADLINE = ("coarse", "random", "related", "mixed")
+FIRST, SECOND = "runs", "host_rerun"  # the study's runs; the default's reruns on the second host
+DEFAULT, MARGIN = "alphavil-tsgmp5", "alphavil-tsgmp5m1"
+
+# (study, kind, seeds, (folder, row), (folder, row)): the first minus the second
+COMPARISONS = [
+    ("multimnist-n250", "related", range(5), (SECOND, DEFAULT), (FIRST, DEFAULT)),
+    ("multimnist-n250", "related", range(5), (FIRST, MARGIN), (SECOND, DEFAULT)),
+    ("multimnist-n250", "related", range(5), (FIRST, "alphavil-gmp5"), (SECOND, DEFAULT)),
+    ("multimnist-n250", "related", range(5), (SECOND, "multitask"), (FIRST, "multitask")),
+    ("multimnist-n250", "related", range(5), (FIRST, "multitask-sum"), (SECOND, "multitask")),
+    *[
+        comparison
+        for kind in ("coarse", "random")
+        for comparison in (
+            ("multifashion-n1000", kind, range(5), (SECOND, DEFAULT), (FIRST, DEFAULT)),
+            ("multifashion-n1000", kind, range(5), (FIRST, MARGIN), (SECOND, DEFAULT)),
+        )
+    ],
+    *[("multimnist-n1000", k, range(5, 10), (SECOND, DEFAULT), (FIRST, DEFAULT)) for k in HEADLINE],
+    *[("multimnist-n1000", k, range(5, 10), (FIRST, MARGIN), (SECOND, DEFAULT)) for k in HEADLINE],
 ]
 
 
@@ -25,28 +41,35 @@ def test_accuracy(run: Path) -> float:
     return 100 * json.loads((run / "summary.json").read_text())["best"]["left"]["test_accuracy"]
 
 
-def cell(xs: list[float], ys: list[float]) -> str:
-    diff = [x - y for x, y in zip(xs, ys, strict=True)]
-    low, high = bootstrap_ci(diff)
-    seeds = ", ".join(f"{d:+.1f}" for d in diff)
-    return f"{fmean(diff):+.2f} [{low:+.2f}, {high:+.2f}] ({seeds})"
+def cpu(run: Path) -> str:
+    """The run's CPU in two words (``env.json``): "Intel Xeon", "AMD EPYC"."""
+    model = json.loads((run / "env.json").read_text())["cpu_model"]
+    return " ".join(model.replace("(R)", "").split()[:2])
+
+
+def scores(study: str, kind: str, seeds: range, folder: str, row: str) -> tuple[list[float], str]:
+    """One row's test accuracies over ``seeds`` and the one CPU they ran on; multitask rows
+    carry no target in their name."""
+    suffix = "" if row.startswith("multitask") else "-left"
+    runs = [Path("docs/fewlabel") / study / folder / f"{kind}.{row}{suffix}-s{s}" for s in seeds]
+    (host,) = {cpu(run) for run in runs}
+    return [test_accuracy(run) for run in runs], host
 
 
 def main() -> None:
-    print("| study | kind | seeds | default: second host − first | margin − default, second host |")
+    print("| study | kind | seeds | difference | mean [95% CI] (per seed) |")
     print("| --- | --- | --- | --- | --- |")
-    for study, kind, seeds in CELLS:
-        d = Path("docs/fewlabel") / study
-        first, second, margin = (
-            [test_accuracy(d / folder / f"{kind}.{row}-left-s{s}") for s in seeds]
-            for folder, row in (
-                ("runs", "alphavil-tsgmp5"),
-                ("host_rerun", "alphavil-tsgmp5"),
-                ("runs", "alphavil-tsgmp5m1"),
-            )
-        )
+    for study, kind, seeds, (fa, ra), (fb, rb) in COMPARISONS:
+        (a, ha), (b, hb) = scores(study, kind, seeds, fa, ra), scores(study, kind, seeds, fb, rb)
+        diff = [x - y for x, y in zip(a, b, strict=True)]
+        low, high = bootstrap_ci(diff)
+        per_seed = ", ".join(f"{d:+.1f}" for d in diff)
+        what = f"{ra} ({ha}) − {rb} ({hb})"
         span = f"{seeds.start}–{seeds.stop - 1}"
-        print(f"| {study} | {kind} | {span} | {cell(second, first)} | {cell(margin, second)} |")
+        print(
+            f"| {study} | {kind} | {span} | {what} "
+            f"| {fmean(diff):+.2f} [{low:+.2f}, {high:+.2f}] ({per_seed}) |"
+        )
 
 
 if __name__ == "__main__":

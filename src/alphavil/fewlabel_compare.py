@@ -81,13 +81,13 @@ def reselect(
 
 
 def study_scores(
-    folder: Path, every: int = 1, ties: str = "first"
+    folder: Path, every: int = 1, ties: str = "first", rerun: Path | None = None
 ) -> tuple[str, dict[str, dict[str, Scores]]]:
     """A study folder's target and its scores table (:func:`alphavil.fewlabel_report.scores`);
     with ``every`` > 1 or another ``ties`` rule each run's best epoch re-selected
     (:func:`reselect`), so that rows evaluated on different schedules, or under another tie
-    rule, compare."""
-    target, runs = target_runs(folder)
+    rule, compare; ``rerun``: :func:`alphavil.fewlabel_folders.target_runs`."""
+    target, runs = target_runs(folder, rerun)
     if every > 1 or ties != "first":
         runs = [reselect(r, target, every, ties) for r in runs]
     return target, scores(runs, target)
@@ -108,14 +108,21 @@ def means(folder: Path, rows: list[str], every: int = 1, ties: str = "first") ->
 
 
 def paired(
-    folders: list[Path], rows: list[str], against: str, every: int = 1, ties: str = "first"
+    folders: list[Path],
+    rows: list[str],
+    against: str,
+    every: int = 1,
+    ties: str = "first",
+    rerun: Path | None = None,
 ) -> str:
     """Each row minus ``against`` per study and kind, paired by seed: test mean [95% bootstrap
-    CI] (seeds higher / seeds) and the mean dev difference (``every``, ``ties``:
-    :func:`study_scores`)."""
+    CI] (seeds higher / seeds) and the mean dev difference (``every``, ``ties``, ``rerun``:
+    :func:`study_scores`; ``rerun`` needs one study)."""
+    if rerun is not None and len(folders) != 1:
+        raise ValueError(f"--rerun replaces one study's runs; got {len(folders)} studies")
     body = []
     for folder in folders:
-        _, table = study_scores(folder, every, ties)
+        _, table = study_scores(folder, every, ties, rerun)
         for kind in KINDS:
             own = table.get(kind, {})
             cells = []
@@ -262,6 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     pd.add_argument("--against", default="alphavil")
     pd.add_argument("--every", type=int, default=1, help=EVERY_HELP)
     pd.add_argument("--ties", choices=TIES, default="first", help=TIES_HELP)
+    pd.add_argument(
+        "--rerun",
+        type=Path,
+        help="a folder of the study's runs made again (another host): each replaces its namesake",
+    )
     a = sub.add_parser("alpha", help="mean fitted α of the auxiliary tasks")
     a.add_argument("studies", type=Path, nargs="+")
     a.add_argument("--row", default="alphavil")
@@ -295,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.what == "means":
             print(means(args.study, args.rows, args.every, args.ties))
         elif args.what == "paired":
-            print(paired(args.studies, args.rows, args.against, args.every, args.ties))
+            print(paired(args.studies, args.rows, args.against, args.every, args.ties, args.rerun))
         elif args.what == "alpha":
             print(alpha_use(args.studies, args.row, written=args.written))
         elif args.what == "firsts":

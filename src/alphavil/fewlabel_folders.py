@@ -11,9 +11,17 @@ from alphavil.report import collect_runs
 KINDS = ("coarse", "random", "related", "mixed")
 
 
-def target_runs(folder: Path) -> tuple[str, list[dict[str, Any]]]:
-    """A study folder's completed runs and the one target they share."""
+def target_runs(folder: Path, rerun: Path | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """A study folder's completed runs and the one target they share; with ``rerun``, a folder
+    of the same runs made again (on another host, say), each of its completed runs takes the
+    place of the study's run of the same name, which must exist."""
     runs = collect_runs(folder)
+    if rerun is not None:
+        again = {r["name"]: r for r in collect_runs(rerun)}
+        missing = sorted(set(again) - {r["name"] for r in runs})
+        if missing:
+            raise ValueError(f"{rerun}: runs the study {folder} lacks: {', '.join(missing)}")
+        runs = [again.get(r["name"], r) for r in runs]
     if not runs:
         raise ValueError(f"{folder}: no completed runs")
     targets = {r["config"].get("train", {}).get("target") for r in runs}
