@@ -81,8 +81,12 @@ def greedy_merge(
     if margin is not None and order[0] != 0:
         gains, losses = margin(candidates[order[0]][1])
         won = beats(gains, losses, margin_se)
-        tested = {"candidate": candidates[order[0]][0], "gains": gains, "losses": losses}
-        tested["beats"] = won
+        tested = {
+            "candidate": candidates[order[0]][0],
+            "gains": gains,
+            "losses": losses,
+            "beats": won,
+        }
         if not won:  # the dev set's evidence is within its noise: the first candidate leads
             order.remove(0)
             order.insert(0, 0)

@@ -16,6 +16,11 @@ from alphavil.fewlabel_folders import KINDS, markdown_table, study_name, target_
 Values = Callable[[dict[str, Any], str], Iterator[tuple[str, float]]]
 
 
+def records(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """A run's per-epoch metrics records (``metrics.jsonl``)."""
+    return [json.loads(line) for line in (run["path"] / "metrics.jsonl").read_text().splitlines()]
+
+
 def mean_table(folders: list[Path], row: str, values: Values) -> str:
     """Per study and kind, the mean of each named value that ``values(run, target)`` yields
     over the runs of configuration ``row``."""
@@ -40,8 +45,7 @@ def alpha_use(folders: list[Path], row: str, *, written: bool = False) -> str:
     step scale s and shrinkage strength λ where the runs record them."""
 
     def values(run: dict[str, Any], target: str) -> Iterator[tuple[str, float]]:
-        for line in (run["path"] / "metrics.jsonl").read_text().splitlines():
-            rec: dict[str, Any] = json.loads(line)
+        for rec in records(run):
             alphas = (
                 rec.get("alpha", {}) if written else rec.get("alpha_fitted", rec.get("alpha", {}))
             )
@@ -60,8 +64,8 @@ def merge_firsts(folders: list[Path], row: str) -> str:
     "greedy"``) of configuration ``row``: its share of the fits, over every fit and seed."""
 
     def values(run: dict[str, Any], target: str) -> Iterator[tuple[str, float]]:
-        for line in (run["path"] / "metrics.jsonl").read_text().splitlines():
-            ranking = json.loads(line).get("merge", {}).get("ranking", [])
+        for rec in records(run):
+            ranking = rec.get("merge", {}).get("ranking", [])
             yield from ((name, float(i == 0)) for i, name in enumerate(ranking))
 
     return mean_table(folders, row, values)
@@ -94,8 +98,8 @@ def merge_leads(folders: list[Path], row: str) -> str:
                 dev = run["config"].get("data", {}).get("budget", {}).get("dev")
                 if not dev:
                     raise ValueError(f"{run['path']}: no data.budget.dev to count dev examples")
-                for line in (run["path"] / "metrics.jsonl").read_text().splitlines():
-                    merge = json.loads(line).get("merge")
+                for rec in records(run):
+                    merge = rec.get("merge")
                     if not merge:
                         continue
                     fits += 1
