@@ -215,3 +215,28 @@ def test_tie_rules_reselect_among_epochs_of_equal_accuracy(study: Path) -> None:
     assert main(["means", str(study), "--rows", "multitask", "--ties", "last"]) == 0
     with pytest.raises(SystemExit):
         main(["means", str(study), "--rows", "multitask", "--ties", "newest"])
+
+
+def test_reruns_beside_each_study_replace_their_namesakes_in_the_bar_and_pairs(
+    study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    beside = study.parent / "host_rerun"
+    for s in range(3):  # αVIL made again: test 91 + s -> 90 at every seed, dev 91 -> 92
+        _run(beside, "coarse.alphavil", "alphavil", s, dev=92, test=90)
+    _target_left(beside)
+    other = left_study(tmp_path / "second")  # a study without reruns is read as it is
+    lines = bar_table([study, other], ["alphavil"], beside="host_rerun").splitlines()
+    coarse = [line for line in lines if "| coarse |" in line]
+    assert "| 90.00 / 92.00 (3): misses by 2.00 |" in coarse[0]
+    assert "| 92.00 / 92.00 (3): meets |" in coarse[1]
+    assert bar_table([study], ["alphavil"]) != bar_table([study], ["alphavil"], beside="host_rerun")
+    table = paired([study, other], ["alphavil"], "multitask", beside="host_rerun")
+    assert "| study | coarse | -2.00 [-2.00, -2.00] (0/3); dev +2.00 |" in table
+    assert "| study | coarse | +0.00 [-1.00, +1.00] (1/3); dev +1.00 |" in table  # the second
+    assert main(["bar", str(study), "--rerun-beside", "host_rerun"]) == 0
+    assert "alphavil 90.00" in capsys.readouterr().out
+    assert main(["bar", str(study), "--rerun-beside", "../x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "folder name" in err
+    with pytest.raises(ValueError, match="not both"):
+        paired([study], ["alphavil"], "multitask", rerun=beside, beside="host_rerun")

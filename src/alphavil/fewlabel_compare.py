@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from alphavil.fewlabel_fits import alpha_use, final_weights, merge_firsts, merge_leads
-from alphavil.fewlabel_folders import KINDS, markdown_table, study_name, target_runs
+from alphavil.fewlabel_folders import KINDS, markdown_table, rerun_beside, study_name, target_runs
 from alphavil.fewlabel_report import (
     CONTROLS,
     Scores,
@@ -114,15 +114,19 @@ def paired(
     every: int = 1,
     ties: str = "first",
     rerun: Path | None = None,
+    beside: str | None = None,
 ) -> str:
     """Each row minus ``against`` per study and kind, paired by seed: test mean [95% bootstrap
     CI] (seeds higher / seeds) and the mean dev difference (``every``, ``ties``, ``rerun``:
-    :func:`study_scores`; ``rerun`` needs one study)."""
+    :func:`study_scores`; ``rerun`` needs one study; ``beside``: each study's reruns from the
+    folder of that name beside its runs, :func:`~alphavil.fewlabel_folders.rerun_beside`)."""
     if rerun is not None and len(folders) != 1:
         raise ValueError(f"--rerun replaces one study's runs; got {len(folders)} studies")
+    if rerun is not None and beside is not None:
+        raise ValueError("give --rerun or --rerun-beside, not both")
     body = []
     for folder in folders:
-        _, table = study_scores(folder, every, ties, rerun)
+        _, table = study_scores(folder, every, ties, rerun or rerun_beside(folder, beside))
         for kind in KINDS:
             own = table.get(kind, {})
             cells = []
@@ -139,28 +143,39 @@ def paired(
     return markdown_table(["study", "kind", *(f"{r} − {against}" for r in rows)], body)
 
 
-def bar(folders: list[Path], row: str, multitask: str = "multitask", ties: str = "first") -> str:
+def bar(
+    folders: list[Path],
+    row: str,
+    multitask: str = "multitask",
+    ties: str = "first",
+    beside: str | None = None,
+) -> str:
     """The issue's bar for configuration ``row`` per study and kind
     (:func:`alphavil.fewlabel_report.verdict`; ``multitask``: the equal-weight row; ``ties``:
-    :func:`study_scores`)."""
+    :func:`study_scores`; ``beside``: as in :func:`paired`)."""
     lines = []
     for folder in folders:
-        _, table = study_scores(folder, ties=ties)
+        _, table = study_scores(folder, ties=ties, rerun=rerun_beside(folder, beside))
         name = study_name(folder)
         lines += [f"* {name}, {verdict(table, kind, row, multitask)}" for kind in KINDS]
     return "\n".join(lines)
 
 
 def bar_table(
-    folders: list[Path], rows: list[str], multitask: str = "multitask", ties: str = "first"
+    folders: list[Path],
+    rows: list[str],
+    multitask: str = "multitask",
+    ties: str = "first",
+    beside: str | None = None,
 ) -> str:
     """The issue's bar for several configurations side by side: per study and kind, each
     row's mean, what the bar needs on that row's seeds (shared with single-task and
     ``multitask``) and the verdict, with the cells that meet it counted in the last line
-    (``ties``: every run's best epoch under that tie rule, :func:`study_scores`)."""
+    (``ties``: every run's best epoch under that tie rule, :func:`study_scores`; ``beside``:
+    as in :func:`paired`)."""
     body, met, measured = [], dict.fromkeys(rows, 0), dict.fromkeys(rows, 0)
     for folder in folders:
-        _, table = study_scores(folder, ties=ties)
+        _, table = study_scores(folder, ties=ties, rerun=rerun_beside(folder, beside))
         for kind in KINDS:
             cells = [study_name(folder), kind]
             for row in rows:
@@ -253,6 +268,12 @@ TIES_HELP = (
 )
 
 
+BESIDE_HELP = (
+    "in each study, the runs of the folder NAME beside its runs folder (e.g. host_rerun: made "
+    "again on another host) replace their namesakes"
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m alphavil.fewlabel_compare", description=__doc__.split("\n\n")[0]
@@ -274,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="a folder of the study's runs made again (another host): each replaces its namesake",
     )
+    pd.add_argument("--rerun-beside", metavar="NAME", help=BESIDE_HELP)
     a = sub.add_parser("alpha", help="mean fitted α of the auxiliary tasks")
     a.add_argument("studies", type=Path, nargs="+")
     a.add_argument("--row", default="alphavil")
@@ -293,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--rows", nargs="+", help="several rows side by side, as a table")
     b.add_argument("--multitask", default="multitask", help="the equal-weight row to compare")
     b.add_argument("--ties", choices=TIES, default="first", help=TIES_HELP)
+    b.add_argument("--rerun-beside", metavar="NAME", help=BESIDE_HELP)
     c = sub.add_parser("curve", help="per-epoch mean of a metrics value over a row's seeds")
     c.add_argument("studies", type=Path, nargs="+")
     c.add_argument("--label", required=True, help="a run label, e.g. coarse.alphavil")
@@ -307,7 +330,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.what == "means":
             print(means(args.study, args.rows, args.every, args.ties))
         elif args.what == "paired":
-            print(paired(args.studies, args.rows, args.against, args.every, args.ties, args.rerun))
+            print(
+                paired(
+                    args.studies,
+                    args.rows,
+                    args.against,
+                    args.every,
+                    args.ties,
+                    args.rerun,
+                    args.rerun_beside,
+                )
+            )
         elif args.what == "alpha":
             print(alpha_use(args.studies, args.row, written=args.written))
         elif args.what == "firsts":
@@ -321,9 +354,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.what == "curve":
             print(curve(args.studies, args.label, args.keys, args.every))
         elif args.rows:
-            print(bar_table(args.studies, args.rows, args.multitask, args.ties))
+            print(bar_table(args.studies, args.rows, args.multitask, args.ties, args.rerun_beside))
         else:
-            print(bar(args.studies, args.row, args.multitask, args.ties))
+            print(bar(args.studies, args.row, args.multitask, args.ties, args.rerun_beside))
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

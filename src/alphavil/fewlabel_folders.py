@@ -32,6 +32,20 @@ def target_runs(folder: Path, rerun: Path | None = None) -> tuple[str, list[dict
     return str(targets.pop()), runs
 
 
+def rerun_beside(folder: Path, name: str | None) -> Path | None:
+    """The folder ``name`` beside a study's ``runs`` folder (``docs/fewlabel/X/runs`` ->
+    ``docs/fewlabel/X/<name>``) where it exists: that study's runs made again on another host,
+    for :func:`target_runs`; None without ``name`` or where the study has no such folder."""
+    if name is None:
+        return None
+    if "/" in name or name in ("", ".", ".."):
+        raise ValueError(
+            f"--rerun-beside takes a folder name beside the study's runs, got {name!r}"
+        )
+    beside = (folder.parent if folder.name == "runs" else folder) / name
+    return beside if beside.is_dir() else None
+
+
 def study_name(folder: Path) -> str:
     """``docs/fewlabel/digits-n100/runs`` -> ``digits-n100``."""
     return folder.parent.name if folder.name == "runs" else folder.name
