@@ -235,6 +235,16 @@ def test_reruns_beside_each_study_replace_their_namesakes_in_the_bar_and_pairs(
     assert "| study | coarse | +0.00 [-1.00, +1.00] (1/3); dev +1.00 |" in table  # the second
     assert main(["bar", str(study), "--rerun-beside", "host_rerun"]) == 0
     assert "alphavil 90.00" in capsys.readouterr().out
+    # the pick: the rerun αVIL's dev 92 beats multitask's 90 at every seed, so test 90
+    out = dev_pick([study], ["multitask", "alphavil"], beside="host_rerun")
+    assert "coarse: pick(multitask, alphavil) 90.00" in out
+    assert (
+        main(
+            ["pick", str(study), "--rows", "multitask", "alphavil", "--rerun-beside", "host_rerun"]
+        )
+        == 0
+    )
+    assert "pick(multitask, alphavil) 90.00" in capsys.readouterr().out
     assert main(["bar", str(study), "--rerun-beside", "../x"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "folder name" in err

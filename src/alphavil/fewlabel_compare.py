@@ -193,14 +193,16 @@ def bar_table(
     return markdown_table(["study", "kind", *(f"{r} / needs (seeds)" for r in rows)], body)
 
 
-def dev_pick(folders: list[Path], rows: list[str], multitask: str = "multitask") -> str:
+def dev_pick(
+    folders: list[Path], rows: list[str], multitask: str = "multitask", beside: str | None = None
+) -> str:
     """The bar (against the equal-weight row ``multitask``) for a row made by choosing, per
     seed, whichever of ``rows`` has the higher dev accuracy (the first on ties): what training
     every candidate and keeping the best on dev would score. Rows are configurations of the
-    kind or controls (``single-tuned``)."""
+    kind or controls (``single-tuned``); ``beside``: as in :func:`paired`."""
     lines = []
     for folder in folders:
-        _, table = study_scores(folder)
+        _, table = study_scores(folder, rerun=rerun_beside(folder, beside))
         controls = table.get(CONTROLS, {})
         for kind in KINDS:
             own = table.get(kind, {})
@@ -325,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("studies", type=Path, nargs="+")
     k.add_argument("--rows", nargs="+", default=["single-tuned", "multitask"])
     k.add_argument("--multitask", default="multitask", help="the equal-weight row to compare")
+    k.add_argument("--rerun-beside", metavar="NAME", help=BESIDE_HELP)
     args = p.parse_args(argv)
     try:
         if args.what == "means":
@@ -350,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.what == "weights":
             print(final_weights(args.studies, args.row))
         elif args.what == "pick":
-            print(dev_pick(args.studies, args.rows, args.multitask))
+            print(dev_pick(args.studies, args.rows, args.multitask, args.rerun_beside))
         elif args.what == "curve":
             print(curve(args.studies, args.label, args.keys, args.every))
         elif args.rows:
