@@ -5,20 +5,20 @@ leads the greedy merges and by how many dev examples, and the final task weights
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from alphavil.fewlabel_folders import KINDS, markdown_table, study_name, target_runs
+from alphavil.runs import read_jsonl
 
 Values = Callable[[dict[str, Any], str], Iterator[tuple[str, float]]]
 
 
 def records(run: dict[str, Any]) -> list[dict[str, Any]]:
     """A run's per-epoch metrics records (``metrics.jsonl``)."""
-    return [json.loads(line) for line in (run["path"] / "metrics.jsonl").read_text().splitlines()]
+    return read_jsonl(run["path"] / "metrics.jsonl")
 
 
 def mean_table(folders: list[Path], row: str, values: Values) -> str:
