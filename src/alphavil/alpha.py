@@ -71,6 +71,9 @@ class AlphaFit:
         start: The α the solver started from (``None``: ``init`` of :func:`fit_alpha`).
         start_loss: The objective at ``start`` (``None`` when not evaluated).
         final_loss: The objective at ``alphas`` (``None`` when not evaluated).
+        factors: The factors of every row of the stacked deltas, where they are not a function
+            of ``alphas`` (``alphavil.second_scale``: :mod:`alphavil.second_scale`); else
+            ``None``.
     """
 
     alphas: Tensor
@@ -80,6 +83,7 @@ class AlphaFit:
     start: Tensor | None = None
     start_loss: float | None = None
     final_loss: float | None = None
+    factors: Tensor | None = None
 
 
 def fit_alpha(

@@ -32,6 +32,7 @@ from alphavil.methods.alphavil_interval import Interval
 from alphavil.methods.alphavil_joint import joint_passes
 from alphavil.methods.base import Method
 from alphavil.methods.merging import Key, score_key
+from alphavil.second_scale import taken_states
 from alphavil.target_branch import (
     blend_states,
     branch_objective,
@@ -54,8 +55,10 @@ class AlphaVIL(Method):
         super().__init__(loop)
         self.shares: ShareSGD | ShareAdam | None = None  # the joint updates' optimiser
         self.alone: ShareSGD | ShareAdam | None = None  # the target branch's (target_branch)
+        self.second: ShareSGD | ShareAdam | None = None  # the second joint pass's (second_scale)
         self.written: Tensor | None = None  # line 10's averaged factors (write_step < 1)
-        self.best_passes = [1, 1]  # the passes the joint and branch deltas end at (restore_best)
+        # the passes the joint, branch (and second joint) deltas end at (restore_best)
+        self.best_passes = [1, 1, 1]
         self.interval = Interval()  # alphavil.fit_every: the open fit interval
 
     @property
@@ -88,6 +91,17 @@ class AlphaVIL(Method):
             params = [p for p in loop.model.parameters() if p.requires_grad]
             self.alone = share_optimizer(loop.cfg.train.optimizer, params, 1, 0)
         return self.alone
+
+    def second_optimizer(self) -> ShareSGD | ShareAdam:
+        """The second joint pass's optimiser (``alphavil.second_scale``): as
+        :meth:`share_optimizer`, its state kept across epochs."""
+        if self.second is None:
+            loop = self.loop
+            params = [p for p in loop.model.parameters() if p.requires_grad]
+            self.second = share_optimizer(
+                loop.cfg.train.optimizer, params, len(loop.tasks), loop.tasks.index(loop.target)
+            )
+        return self.second
 
     def collect_joint_deltas(
         self,
@@ -126,6 +140,20 @@ class AlphaVIL(Method):
             loop.generator.set_state(after)
             branch = share_deltas(loop.model, theta, alone)
             deltas = with_branch(deltas, {k: v[0] for k, v in branch.items()})
+        if av.second_scale != "none":  # the same batches again, as a joint pass at that scale
+            restore(loop.model, theta)
+            after = loop.generator.get_state()
+            loop.generator.set_state(batch_order)
+            other = self.second_optimizer()
+            other.reset_shares()
+            second = loss_scales(loop.weights, loop.target, av.second_scale)
+            what = f"joint updates ({av.second_scale} scale)"
+            self.best_passes[2] = joint_passes(
+                loop, other, loop.tasks, second, what, av.passes, score
+            )[1]
+            loop.generator.set_state(after)
+            rows = share_deltas(loop.model, theta, other)
+            deltas = {k: torch.cat([d, rows[k]]) for k, d in deltas.items()}
         restore(loop.model, theta)
         return theta, deltas, losses
 
@@ -194,9 +222,11 @@ class AlphaVIL(Method):
     def delta_names(self, deltas: dict[str, Tensor]) -> list[str]:
         """Who made each row of the stacked deltas: the tasks, then (``target_branch``) the
         target alone."""
-        rows = next(iter(deltas.values())).shape[0]
-        extra = [f"{self.loop.target} alone"] if rows > len(self.loop.tasks) else []
-        return [*self.loop.tasks, *extra]
+        tasks, rows = self.loop.tasks, next(iter(deltas.values())).shape[0]
+        extra = [f"{self.loop.target} alone"] if rows > len(tasks) else []
+        if rows > len(tasks) + 1:  # alphavil.second_scale
+            extra += [f"{t} ({self.loop.cfg.alphavil.second_scale} scale)" for t in tasks]
+        return [*tasks, *extra]
 
     def reset_rejected(self, alphas: Tensor) -> None:
         """Forget the optimiser state (e.g. momentum) of every task whose update the fit rejected
@@ -273,8 +303,10 @@ class AlphaVIL(Method):
         if av.step_scale or gram is not None:
             info["step_scale"] = scale
         if av.restore_best:
-            joint, alone = self.best_passes
+            joint, alone, second = self.best_passes
             info["best_pass"] = {"joint": joint, **({"alone": alone} if self.branching else {})}
+            if fit.factors is not None:
+                info["best_pass"]["second"] = second
         if av.shrink_folds or av.write_step < 1:  # the fit before shrinking or averaging
             info["alpha_fitted"] = dict(zip(self.loop.tasks, fit.alphas.tolist(), strict=True))
         if av.shrink_folds:
@@ -303,13 +335,19 @@ class AlphaVIL(Method):
         if self.branching:  # the fit's variable for the target is the branch's share c
             c = float(alphas[target])
             info["target_alone"] = c
-            restore(self.loop.model, mix(theta, deltas, scale * full_alphas(alphas, target)))
+            if fit.factors is not None:  # alphavil.second_scale: the merged factors
+                info["second_scale_share"] = float(fit.factors[n + 1 + target])
+                restore(self.loop.model, mix(theta, deltas, fit.factors))
+            else:
+                restore(self.loop.model, mix(theta, deltas, scale * full_alphas(alphas, target)))
             alphas = alphas.clone()
             alphas[target] = 1.0  # the target's update is taken whole, (1 - c) + c
             evidence[target] = 1.0
         else:
             restore(self.loop.model, mix(theta, deltas, written))
-        if self.shares is not None and av.updates == "joint":
+        if fit.factors is not None:  # alphavil.second_scale
+            self.take_states(fit.factors, target)
+        elif self.shares is not None and av.updates == "joint":
             self.shares.scale_state([a * scale for a in alphas.tolist()])  # what was taken
             if self.branching and self.alone is not None:
                 if scale != 1.0:
@@ -353,6 +391,24 @@ class AlphaVIL(Method):
             "seconds_alpha": time.perf_counter() - t1,
         }
 
+    def take_states(self, factors: Tensor, target: int) -> None:
+        """``alphavil.second_scale``: every trajectory's optimiser state becomes the state of
+        what was taken (:func:`~alphavil.second_scale.taken_states`)."""
+        first, alone, second = self.shares, self.alone, self.second
+        assert first is not None and alone is not None and second is not None
+        n = len(self.loop.tasks)
+        states = taken_states(
+            [first.task_state(t) for t in range(n)],
+            alone.task_state(0),
+            [second.task_state(t) for t in range(n)],
+            factors,
+            target,
+        )
+        for t, state in enumerate(states):
+            first.set_task_state(t, state)
+            second.set_task_state(t, state)
+        alone.set_task_state(0, states[target])
+
     def averaged(self, fitted: Tensor, target: int) -> Tensor:
         """Line 10's factors (``alphavil.write_step`` η): ``fitted`` itself with η = 1, else
         the running average ᾱ ← (1 − η) ᾱ + η α_fit from the multitask step (α = 1; with the
@@ -376,6 +432,8 @@ class AlphaVIL(Method):
             state["shares"] = self.shares.state_dict()
         if self.alone is not None:
             state["alone"] = self.alone.state_dict()
+        if self.second is not None:
+            state["second"] = self.second.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -385,5 +443,7 @@ class AlphaVIL(Method):
             self.share_optimizer().load_state_dict(state["shares"])
         if "alone" in state:
             self.branch_optimizer().load_state_dict(state["alone"])
+        if "second" in state:
+            self.second_optimizer().load_state_dict(state["second"])
         if "interval" in state:
             self.interval.load_state_dict(self, state["interval"])

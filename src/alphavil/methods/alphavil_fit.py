@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -36,6 +37,7 @@ from alphavil.config import build_optimizer
 from alphavil.deltas import norms
 from alphavil.dev_calibration import calibrated_objective
 from alphavil.schema import ConfigError
+from alphavil.second_scale import scale_candidates, summary_point
 from alphavil.target_branch import (
     Value,
     ValueAndGrad,
@@ -220,6 +222,8 @@ def discrete_fit(
         whole = multitask_point(n, target, branching=False)
         loss = target_loss_value(model, theta, deltas, dev, task)(whole)
         return AlphaFit(alphas=whole, forward_passes=1, final_loss=loss), {}
+    if av.merge == "greedy" and av.second_scale != "none":
+        return two_scale_merge(av, model, theta, deltas, dev, task, n, target)
     if av.merge == "greedy":
         key = target_score_value(model, theta, deltas, dev, task)
         candidates = merge_candidates(n, target)
@@ -249,6 +253,34 @@ def discrete_fit(
         raise ConfigError(f"alphavil.fit_loss: {err}; set fit_loss = 'plain'") from None
     home = multitask_point(n, target)
     return grid_fit(lambda z: error(full_alphas(z, target)), home, av.fit_grid), {}
+
+
+def two_scale_merge(
+    av: AlphaVILConfig,
+    model: torch.nn.Module,
+    theta: Any,
+    deltas: Any,
+    dev: Sequence[Any],
+    task: Any,
+    n: int,
+    target: int,
+) -> tuple[AlphaFit, dict[str, Any]]:
+    """The greedy merge over the three trajectories of ``alphavil.second_scale``
+    (:func:`~alphavil.second_scale.scale_candidates`): the fit's ``alphas`` (and ``start``) are
+    the target branch's variables z of the merged factors
+    (:func:`~alphavil.second_scale.summary_point`), its ``factors`` the merged factors."""
+    key = target_score_value(model, theta, deltas, dev, task)
+    candidates = scale_candidates(n, target)
+    margin: Callable[[Tensor], tuple[int, int]] | None = None
+    if av.merge_margin:
+        try:
+            margin = discordance_value(model, theta, deltas, dev, task, candidates[0][1])
+        except ValueError as err:  # not a classification target
+            raise ConfigError(f"alphavil.merge_margin: {err}; set merge_margin = 0") from None
+    fit, record = greedy_fit(key, candidates, av.merge_grid, margin, av.merge_margin)
+    start = summary_point(candidates[0][1], n, target)
+    z = summary_point(fit.alphas, n, target)
+    return replace(fit, alphas=z, start=start, factors=fit.alphas), {"merge": record}
 
 
 def fit_failed(av: AlphaVILConfig, fit: AlphaFit) -> bool:

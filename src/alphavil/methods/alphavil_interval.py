@@ -80,7 +80,8 @@ class Interval:
 
     def collect(self, av_method: AlphaVIL) -> tuple[Params, Params, list[int]]:
         """The closed interval's θ and stacked deltas (the target branch's as the last row), and
-        the pass the joint and the branch delta end at (1 for a missing branch); the model is
+        the pass the joint and the branch delta end at (1 for a missing branch, and 1 for the
+        second joint pass, which needs fit_every = 1); the model is
         at θ and the next :meth:`advance` starts a new interval."""
         m, loop = av_method, av_method.loop
         theta = self.theta
@@ -97,7 +98,7 @@ class Interval:
             deltas = with_branch(deltas, {k: v[0] for k, v in rows["alone"].items()})
         restore(loop.model, theta)
         self.theta, self.ends = None, {}
-        return theta, deltas, [*ended, 1][:2]
+        return theta, deltas, [*ended, 1, 1][:3]
 
     @staticmethod
     def optimizers(m: AlphaVIL) -> dict[str, ShareSGD | ShareAdam]:

@@ -130,6 +130,11 @@ class AlphaVILConfig:
     # g - l > z sqrt(g + l), McNemar's test (alphavil.alpha_margin; classification targets);
     # 0 = off, the ranking alone (ForkMerge).
     merge_margin: float = bounded(0.0, 0.0)
+    # The greedy merge only: "none", or a second joint pass at this loss scale ("target" or
+    # "mean", not loss_scale's) over the same batches from θ, whose whole update (and pair
+    # updates) the merge may also take, so that the dev set picks the joint step's scale at
+    # every fit (alphavil.second_scale). Costs one more pass per pass.
+    second_scale: str = choice("none", "none", "target", "mean")
     steps: int = bounded(10, 0)  # s, α tuning steps
     optimizer: dict[str, Any] = _opt("SGD", 0.005, momentum=0.5)  # noqa: RUF009 - returns a field()
     dev_fraction: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # of the target dev set for α
@@ -334,6 +339,20 @@ def check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
     if not av.merge_grid or not all(isinstance(a, int | float) and a >= 0 for a in av.merge_grid):
         raise ConfigError(
             f"alphavil.merge_grid: expected a non-empty list of values >= 0, got {av.merge_grid}"
+        )
+    if av.second_scale != "none" and not (
+        av.merge == "greedy"
+        and av.second_scale != av.loss_scale
+        and av.fit_every == 1
+        and av.write_step == 1
+        and not av.grid_points
+    ):
+        raise ConfigError(
+            "alphavil.second_scale: a second joint pass for the greedy merge at a loss scale "
+            f"other than loss_scale, got merge = {av.merge!r}, loss_scale = {av.loss_scale!r}, "
+            f"second_scale = {av.second_scale!r}, fit_every = {av.fit_every}, write_step = "
+            f"{av.write_step:g}, grid_points = {av.grid_points}; set merge = 'greedy', "
+            "fit_every = 1 (use passes), write_step = 1, grid_points = 0, or second_scale = 'none'"
         )
     if av.loss_scale == "target" and av.weight_rule == "additive":
         raise ConfigError(
