@@ -76,12 +76,16 @@ class AlphaVIL(Method):
         """The optimiser that splits each joint step into task shares (built on first use from
         ``train.optimizer``; its state persists across epochs as the joint optimiser's)."""
         if self.shares is None:
-            loop = self.loop
-            params = [p for p in loop.model.parameters() if p.requires_grad]
-            self.shares = share_optimizer(
-                loop.cfg.train.optimizer, params, len(loop.tasks), loop.tasks.index(loop.target)
-            )
+            self.shares = self.joint_optimizer()
         return self.shares
+
+    def joint_optimizer(self) -> ShareSGD | ShareAdam:
+        """A new share-tracking ``train.optimizer`` over every task of the loop."""
+        loop = self.loop
+        params = [p for p in loop.model.parameters() if p.requires_grad]
+        return share_optimizer(
+            loop.cfg.train.optimizer, params, len(loop.tasks), loop.tasks.index(loop.target)
+        )
 
     def branch_optimizer(self) -> ShareSGD | ShareAdam:
         """The target branch's optimiser (``alphavil.target_branch``): ``train.optimizer`` on
@@ -96,11 +100,7 @@ class AlphaVIL(Method):
         """The second joint pass's optimiser (``alphavil.second_scale``): as
         :meth:`share_optimizer`, its state kept across epochs."""
         if self.second is None:
-            loop = self.loop
-            params = [p for p in loop.model.parameters() if p.requires_grad]
-            self.second = share_optimizer(
-                loop.cfg.train.optimizer, params, len(loop.tasks), loop.tasks.index(loop.target)
-            )
+            self.second = self.joint_optimizer()
         return self.second
 
     def collect_joint_deltas(

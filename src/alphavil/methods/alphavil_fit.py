@@ -222,31 +222,8 @@ def discrete_fit(
         whole = multitask_point(n, target, branching=False)
         loss = target_loss_value(model, theta, deltas, dev, task)(whole)
         return AlphaFit(alphas=whole, forward_passes=1, final_loss=loss), {}
-    if av.merge == "greedy" and av.second_scale != "none":
-        return two_scale_merge(av, model, theta, deltas, dev, task, n, target)
     if av.merge == "greedy":
-        key = target_score_value(model, theta, deltas, dev, task)
-        candidates = merge_candidates(n, target)
-        margin: Callable[[Tensor], tuple[int, int]] | None = None
-        if av.merge_margin:
-            try:
-                counts = discordance_value(
-                    model, theta, deltas, dev, task, full_alphas(candidates[0][1], target)
-                )
-            except ValueError as err:  # not a classification target
-                raise ConfigError(f"alphavil.merge_margin: {err}; set merge_margin = 0") from None
-
-            def margin(z: Tensor) -> tuple[int, int]:
-                return counts(full_alphas(z, target))
-
-        fit, record = greedy_fit(
-            lambda z: key(full_alphas(z, target)),
-            candidates,
-            av.merge_grid,
-            margin,
-            av.merge_margin,
-        )
-        return fit, {"merge": record}
+        return greedy_line9(av, model, theta, deltas, dev, task, n, target)
     try:
         error = target_error_value(model, theta, deltas, dev, task)
     except ValueError as err:  # not a classification target
@@ -255,7 +232,7 @@ def discrete_fit(
     return grid_fit(lambda z: error(full_alphas(z, target)), home, av.fit_grid), {}
 
 
-def two_scale_merge(
+def greedy_line9(
     av: AlphaVILConfig,
     model: torch.nn.Module,
     theta: Any,
@@ -265,22 +242,37 @@ def two_scale_merge(
     n: int,
     target: int,
 ) -> tuple[AlphaFit, dict[str, Any]]:
-    """The greedy merge over the three trajectories of ``alphavil.second_scale``
-    (:func:`~alphavil.second_scale.scale_candidates`): the fit's ``alphas`` (and ``start``) are
-    the target branch's variables z of the merged factors
-    (:func:`~alphavil.second_scale.summary_point`), its ``factors`` the merged factors."""
+    """Line 9 as ForkMerge's greedy merge (:mod:`alphavil.alpha_greedy`) of the target branch's
+    whole updates (:func:`~alphavil.alpha_greedy.merge_candidates`, points of z), or with
+    ``second_scale`` of the three trajectories' (:func:`~alphavil.second_scale.
+    scale_candidates`, factors of every row): then the fit's ``alphas`` and ``start`` are the z
+    of the merged factors (:func:`~alphavil.second_scale.summary_point`), its ``factors``
+    the merged factors."""
+    two = av.second_scale != "none"
+    candidates = scale_candidates(n, target) if two else merge_candidates(n, target)
+
+    def factors(point: Tensor) -> Tensor:
+        return point if two else full_alphas(point, target)
+
     key = target_score_value(model, theta, deltas, dev, task)
-    candidates = scale_candidates(n, target)
     margin: Callable[[Tensor], tuple[int, int]] | None = None
     if av.merge_margin:
         try:
-            margin = discordance_value(model, theta, deltas, dev, task, candidates[0][1])
+            counts = discordance_value(model, theta, deltas, dev, task, factors(candidates[0][1]))
         except ValueError as err:  # not a classification target
             raise ConfigError(f"alphavil.merge_margin: {err}; set merge_margin = 0") from None
-    fit, record = greedy_fit(key, candidates, av.merge_grid, margin, av.merge_margin)
-    start = summary_point(candidates[0][1], n, target)
-    z = summary_point(fit.alphas, n, target)
-    return replace(fit, alphas=z, start=start, factors=fit.alphas), {"merge": record}
+
+        def margin(point: Tensor) -> tuple[int, int]:
+            return counts(factors(point))
+
+    fit, record = greedy_fit(
+        lambda point: key(factors(point)), candidates, av.merge_grid, margin, av.merge_margin
+    )
+    if two:
+        start = summary_point(candidates[0][1], n, target)
+        z = summary_point(fit.alphas, n, target)
+        fit = replace(fit, alphas=z, start=start, factors=fit.alphas)
+    return fit, {"merge": record}
 
 
 def fit_failed(av: AlphaVILConfig, fit: AlphaFit) -> bool:
