@@ -221,7 +221,7 @@ class AlphaVIL(Method):
 
     def delta_names(self, deltas: dict[str, Tensor]) -> list[str]:
         """Who made each row of the stacked deltas: the tasks, then (``target_branch``) the
-        target alone."""
+        target alone, then (``second_scale``) the tasks on the second joint pass."""
         tasks, rows = self.loop.tasks, next(iter(deltas.values())).shape[0]
         extra = [f"{self.loop.target} alone"] if rows > len(tasks) else []
         if rows > len(tasks) + 1:  # alphavil.second_scale
