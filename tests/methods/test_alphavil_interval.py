@@ -17,7 +17,10 @@ from tests.helpers import TOY_BUDGET, assert_resumes_bit_identical, toy_config
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 AV = ("train.method=alphavil", "train.threads=1", *TOY_BUDGET)
-FIT_KEYS = ("alpha", "weights", "dev", "test", "target_alone", "merge", "best_pass", "alpha_fit")
+FIT_KEYS = (
+    *("alpha", "weights", "dev", "test", "target_alone", "merge", "best_pass", "alpha_fit"),
+    "second_scale_share",
+)
 
 
 def run(tmp_path: Path, name: str, *overrides: str) -> list[dict[str, Any]]:
@@ -32,6 +35,13 @@ def run(tmp_path: Path, name: str, *overrides: str) -> list[dict[str, Any]]:
         ("alphavil.merge=greedy", "alphavil.loss_scale=target"),
         ("alphavil.restore_best=true",),
         ("alphavil.target_branch=false",),
+        ("alphavil.merge=greedy", "alphavil.loss_scale=target", "alphavil.second_scale=mean"),
+        (
+            "alphavil.merge=greedy",
+            "alphavil.loss_scale=target",
+            "alphavil.second_scale=mean",
+            "alphavil.restore_best=true",
+        ),
     ],
 )
 def test_fits_as_several_passes_per_epoch(tmp_path: Path, option: tuple[str, ...]) -> None:

@@ -109,15 +109,23 @@ def test_a_killed_two_scale_run_resumes_bit_identical(
     assert_resumes_bit_identical(tmp_path, monkeypatch, *TOY_BUDGET, *TWO_SCALES)
 
 
+def test_a_run_killed_inside_a_two_scale_interval_resumes_bit_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after epoch 1 of a 2-epoch interval: the three trajectories' ends, shares and
+    best passes are in the state."""
+    every = ("alphavil.fit_every=2", "alphavil.restore_best=true")
+    assert_resumes_bit_identical(tmp_path, monkeypatch, *TOY_BUDGET, *TWO_SCALES[:-1], *every)
+
+
 @pytest.mark.parametrize(
     "override",
     [
         "alphavil.merge=fit",
         "alphavil.second_scale=target",
-        "alphavil.fit_every=2",
         "alphavil.write_step=0.5",
     ],
-    ids=["box-fit", "same-scale", "interval", "averaged"],
+    ids=["box-fit", "same-scale", "averaged"],
 )
 def test_the_second_scale_needs_the_greedy_merge_at_another_scale(
     tmp_path: Path, override: str

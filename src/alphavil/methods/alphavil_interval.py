@@ -1,9 +1,10 @@
 """αVIL's line 9 every k loop epochs (``alphavil.fit_every``), for joint updates.
 
 Each loop epoch runs one pass of the joint trajectory and (with the target branch) one of the
-target alone over the same batches, both continuing from where the previous epoch left them;
-the model the loop evaluates stays at the interval's θ. Every k-th epoch (and at the last) the
-two trajectories' task shares since θ are the deltas of lines 8-11. This is ForkMerge's merge
+target alone over the same batches (and with ``alphavil.second_scale`` one of the joint steps at
+the second loss scale), each continuing from where the previous epoch left it; the model the
+loop evaluates stays at the interval's θ. Every k-th epoch (and at the last) the trajectories'
+task shares since θ are the deltas of lines 8-11. This is ForkMerge's merge
 interval (Jiang et al. 2023) with ``train.epochs`` still counting passes over the data: the
 fits, the writes and the weights are those of ``alphavil.passes = k`` with ``train.epochs / k``
 loop epochs, and between fits the loop's evaluations read the written model.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import Tensor
 
 from alphavil.deltas import restore, snapshot
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from alphavil.methods.alphavil import AlphaVIL
 
 Params = dict[str, Tensor]
+TRAJECTORIES = ("joint", "alone", "second")  # the order of the stacked deltas' row blocks
 
 
 class Interval:
@@ -34,8 +37,8 @@ class Interval:
     def __init__(self) -> None:
         self.epochs = 0  # loop epochs run so far
         self.theta: Params | None = None  # None between intervals
-        self.ends: dict[str, Params] = {}  # "joint", "alone": each trajectory's state now
-        self.best = {"joint": BestPass(), "alone": BestPass()}
+        self.ends: dict[str, Params] = {}  # "joint", "alone", "second": each one's state now
+        self.best = {name: BestPass() for name in TRAJECTORIES}
         self.passes = 0  # passes of this interval so far
 
     def advance(self, av_method: AlphaVIL) -> tuple[dict[str, float], bool]:
@@ -48,7 +51,7 @@ class Interval:
         opts = self.optimizers(m)
         if self.theta is None:  # the interval's first pass
             self.theta, self.ends, self.passes = snapshot(loop.model), {}, 0
-            self.best = {"joint": BestPass(), "alone": BestPass()}
+            self.best = {name: BestPass() for name in TRAJECTORIES}
             for opt in opts.values():
                 opt.reset_shares()
         self.passes += 1
@@ -57,32 +60,34 @@ class Interval:
         scales = loss_scales(loop.weights, loop.target, av.loss_scale)
         batch_order = loop.generator.get_state()
         losses: dict[str, float] = {}
+        after = batch_order
         for name, opt in opts.items():
             restore(loop.model, self.ends.get(name, theta))
+            tasks, task_scales, what = loop.tasks, scales, "joint updates"
             if name == "alone":
-                after = loop.generator.get_state()
-                loop.generator.set_state(batch_order)  # the joint pass's batches again
                 scale = 1.0 if av.branch_scale == "full" else scales[loop.target]
-                tasks, task_scales = [loop.target], {loop.target: scale}
-                what = "target alone"
-            else:
-                tasks, task_scales, what = loop.tasks, scales, "joint updates"
+                tasks, task_scales, what = [loop.target], {loop.target: scale}, "target alone"
+            elif name == "second":
+                task_scales = loss_scales(loop.weights, loop.target, av.second_scale)
+                what = f"joint updates ({av.second_scale} scale)"
+            if name != "joint":
+                loop.generator.set_state(batch_order)  # the joint pass's batches again
             got = joint_pass(loop, opt, tasks, task_scales, f"{what} (pass {k}/{every})")
-            if name == "alone":
-                loop.generator.set_state(after)
-            else:
-                losses = got
+            if name == "joint":
+                losses, after = got, loop.generator.get_state()
             if av.restore_best:
                 self.best[name].see(m.pass_score(), k, opt, loop.model)
             self.ends[name] = snapshot(loop.model)
+        loop.generator.set_state(after)  # where the joint pass left the batch order
         restore(loop.model, theta)
         return losses, k == every or self.epochs == loop.cfg.train.epochs
 
     def collect(self, av_method: AlphaVIL) -> tuple[Params, Params, list[int]]:
-        """The closed interval's θ and stacked deltas (the target branch's as the last row), and
-        the pass the joint and the branch delta end at (1 for a missing branch, and 1 for the
-        second joint pass, which needs fit_every = 1); the model is
-        at θ and the next :meth:`advance` starts a new interval."""
+        """The closed interval's θ and stacked deltas (the joint pass's T rows, the target
+        branch's row, then the second joint pass's T rows: the layout of
+        :meth:`~alphavil.methods.alphavil.AlphaVIL.collect_joint_deltas`), and the pass each
+        trajectory's delta ends at (1 for a missing one); the model is at θ and the next
+        :meth:`advance` starts a new interval."""
         m, loop = av_method, av_method.loop
         theta = self.theta
         if theta is None:
@@ -96,16 +101,22 @@ class Interval:
         deltas = rows["joint"]
         if "alone" in rows:
             deltas = with_branch(deltas, {k: v[0] for k, v in rows["alone"].items()})
+        if "second" in rows:
+            deltas = {k: torch.cat([d, rows["second"][k]]) for k, d in deltas.items()}
         restore(loop.model, theta)
         self.theta, self.ends = None, {}
-        return theta, deltas, [*ended, 1, 1][:3]
+        got = dict(zip(opts, ended, strict=True))
+        return theta, deltas, [got.get(name, 1) for name in TRAJECTORIES]
 
     @staticmethod
     def optimizers(m: AlphaVIL) -> dict[str, ShareSGD | ShareAdam]:
-        """The joint trajectory's optimiser, and with the target branch the branch's."""
+        """The joint trajectory's optimiser, with the target branch the branch's, and with
+        ``alphavil.second_scale`` the second joint pass's (in :data:`TRAJECTORIES` order)."""
         opts = {"joint": m.share_optimizer()}
         if m.branching:
             opts["alone"] = m.branch_optimizer()
+        if m.loop.cfg.alphavil.second_scale != "none":
+            opts["second"] = m.second_optimizer()
         return opts
 
     def state_dict(self, m: AlphaVIL) -> dict[str, Any]:
@@ -128,4 +139,5 @@ class Interval:
             if name in state["shares"]:
                 opt.shares = state["shares"][name]
         for name, b in self.best.items():
-            b.load_state_dict(state["best"][name])
+            if name in state["best"]:
+                b.load_state_dict(state["best"][name])

@@ -343,16 +343,15 @@ def check_alphavil(av: AlphaVILConfig, tasks: list[str]) -> None:
     if av.second_scale != "none" and not (
         av.merge == "greedy"
         and av.second_scale != av.loss_scale
-        and av.fit_every == 1
         and av.write_step == 1
         and not av.grid_points
     ):
         raise ConfigError(
             "alphavil.second_scale: a second joint pass for the greedy merge at a loss scale "
             f"other than loss_scale, got merge = {av.merge!r}, loss_scale = {av.loss_scale!r}, "
-            f"second_scale = {av.second_scale!r}, fit_every = {av.fit_every}, write_step = "
-            f"{av.write_step:g}, grid_points = {av.grid_points}; set merge = 'greedy', "
-            "fit_every = 1 (use passes), write_step = 1, grid_points = 0, or second_scale = 'none'"
+            f"second_scale = {av.second_scale!r}, write_step = {av.write_step:g}, grid_points = "
+            f"{av.grid_points}; set merge = 'greedy', write_step = 1, grid_points = 0, or "
+            "second_scale = 'none'"
         )
     if av.loss_scale == "target" and av.weight_rule == "additive":
         raise ConfigError(
