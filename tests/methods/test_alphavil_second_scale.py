@@ -137,3 +137,17 @@ def test_the_second_scale_needs_the_greedy_merge_at_another_scale(
 def test_an_unknown_second_scale_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"alphavil\.second_scale.*'sum'"):
         toy_config(tmp_path, *TWO_SCALES, "alphavil.second_scale=sum")
+
+
+@pytest.mark.parametrize("every", ["alphavil.fit_every=1", "alphavil.fit_every=2"])
+def test_with_the_target_alone_there_is_no_second_pass(tmp_path: Path, every: str) -> None:
+    """Both loss scales are 1 for the target alone: the run is the single-task run of the same
+    options without a second scale (no second pass, the target's update whole)."""
+    one = (*TOY_BUDGET, "train.tasks=['main']", *TWO_SCALES[:-1], every)
+    execute(toy_config(tmp_path, *one), tmp_path / "two", show_progress=False)
+    execute(toy_config(tmp_path, *one, "alphavil.second_scale=none"), tmp_path / "one",
+            show_progress=False)  # fmt: skip
+    two, single = (read_jsonl(tmp_path / n / "metrics.jsonl") for n in ("two", "one"))
+    assert [r.get("alpha") for r in two] == [r.get("alpha") for r in single]
+    assert all(r.get("alpha") in (None, {"main": 1.0}) for r in two)
+    assert [(r["dev"], r["test"]) for r in two] == [(r["dev"], r["test"]) for r in single]

@@ -67,6 +67,12 @@ class AlphaVIL(Method):
         with the target alone the branch would be the joint pass itself)."""
         return bool(self.loop.cfg.alphavil.target_branch) and len(self.loop.tasks) > 1
 
+    @property
+    def two_scales(self) -> bool:
+        """Whether this run keeps a second joint pass (``alphavil.second_scale`` with the target
+        branch: with the target alone both loss scales are 1 and the pass would be the first)."""
+        return self.loop.cfg.alphavil.second_scale != "none" and self.branching
+
     def pass_score(self) -> Key:
         """The target's dev score of the model now (``alphavil.restore_best``)."""
         target = self.loop.target
@@ -140,7 +146,7 @@ class AlphaVIL(Method):
             loop.generator.set_state(after)
             branch = share_deltas(loop.model, theta, alone)
             deltas = with_branch(deltas, {k: v[0] for k, v in branch.items()})
-        if av.second_scale != "none":  # the same batches again, as a joint pass at that scale
+        if self.two_scales:  # the same batches again, as a joint pass at the second scale
             restore(loop.model, theta)
             after = loop.generator.get_state()
             loop.generator.set_state(batch_order)

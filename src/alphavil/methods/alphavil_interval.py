@@ -115,7 +115,7 @@ class Interval:
         opts = {"joint": m.share_optimizer()}
         if m.branching:
             opts["alone"] = m.branch_optimizer()
-        if m.loop.cfg.alphavil.second_scale != "none":
+        if m.two_scales:
             opts["second"] = m.second_optimizer()
         return opts
 
