@@ -120,8 +120,9 @@ class AlphaVIL(Method):
         task's δ carries that change (mixed convexly: α = 1 and α = e_t both give it).
 
         With ``target_branch`` the same batches are replayed from θ with the target's rows and
-        loss alone (:mod:`alphavil.target_branch`) and its delta is appended as row T + 1.
-        The model is back at θ afterwards."""
+        loss alone (:mod:`alphavil.target_branch`) and its delta is appended as row T + 1;
+        with ``second_scale`` they are replayed once more as joint steps at that loss scale,
+        rows T + 2 to 2T + 1 (:meth:`replay`). The model is back at θ afterwards."""
         loop, av = self.loop, self.loop.cfg.alphavil
         theta = snapshot(loop.model)
         opt = self.share_optimizer()
@@ -133,35 +134,43 @@ class AlphaVIL(Method):
             loop, opt, loop.tasks, scales, "joint updates", av.passes, score
         )
         deltas = share_deltas(loop.model, theta, opt)
+        after = loop.generator.get_state()
         if self.branching:
-            restore(loop.model, theta)
-            after = loop.generator.get_state()
-            loop.generator.set_state(batch_order)  # the joint pass's batches again
             alone = self.branch_optimizer()
-            alone.reset_shares()
             scale = 1.0 if av.branch_scale == "full" else scales[loop.target]
-            self.best_passes[1] = joint_passes(
-                loop, alone, [loop.target], {loop.target: scale}, "target alone", av.passes, score
-            )[1]
-            loop.generator.set_state(after)
+            what, one = "target alone", {loop.target: scale}
+            self.best_passes[1] = self.replay(theta, batch_order, alone, [loop.target], one, what)
             branch = share_deltas(loop.model, theta, alone)
             deltas = with_branch(deltas, {k: v[0] for k, v in branch.items()})
         if self.two_scales:  # the same batches again, as a joint pass at the second scale
-            restore(loop.model, theta)
-            after = loop.generator.get_state()
-            loop.generator.set_state(batch_order)
             other = self.second_optimizer()
-            other.reset_shares()
             second = loss_scales(loop.weights, loop.target, av.second_scale)
             what = f"joint updates ({av.second_scale} scale)"
-            self.best_passes[2] = joint_passes(
-                loop, other, loop.tasks, second, what, av.passes, score
-            )[1]
-            loop.generator.set_state(after)
+            self.best_passes[2] = self.replay(theta, batch_order, other, loop.tasks, second, what)
             rows = share_deltas(loop.model, theta, other)
             deltas = {k: torch.cat([d, rows[k]]) for k, d in deltas.items()}
+        loop.generator.set_state(after)  # where the joint pass left the batch order
         restore(loop.model, theta)
         return theta, deltas, losses
+
+    def replay(
+        self,
+        theta: dict[str, Tensor],
+        batch_order: Tensor,
+        opt: ShareSGD | ShareAdam,
+        tasks: list[str],
+        scales: dict[str, float],
+        what: str,
+    ) -> int:
+        """The joint pass's batches (``batch_order``, the generator's state before it) again
+        from θ, as ``alphavil.passes`` passes of ``opt`` on ``tasks`` at loss ``scales``, its
+        shares reset; the model is left where they end. The pass it ends at (``restore_best``)."""
+        loop, av = self.loop, self.loop.cfg.alphavil
+        restore(loop.model, theta)
+        loop.generator.set_state(batch_order)
+        opt.reset_shares()
+        score = self.pass_score if av.restore_best else None
+        return joint_passes(loop, opt, tasks, scales, what, av.passes, score)[1]
 
     def collect_deltas(self) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, float]]:
         """Lines 3-6 of Algorithm 1: θ, the stacked task deltas ``(T, ...)`` and each task's
