@@ -44,6 +44,48 @@ def test_the_default_merges_greedily_every_five_epochs_at_the_targets_scale(
     assert (paper.merge, paper.loss_scale, paper.fit_every) == ("fit", "mean", 1)
 
 
+def test_the_default_merge_also_holds_the_mean_scale_joint_pass(tmp_path: Path) -> None:
+    """The default (docs/fewlabel, thirteenth round): the greedy merge's candidates include a
+    second joint pass at the mean loss scale; the paper preset has none."""
+    assert toy_config(tmp_path).alphavil.second_scale == "mean"
+    assert toy_config(tmp_path, "alphavil.preset=paper").alphavil.second_scale == "none"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "want"),
+    [
+        (["alphavil.merge=fit"], "none"),
+        (["alphavil.target_branch=false"], "none"),  # the box fit, so no greedy merge
+        (["alphavil.loss_scale=mean"], "none"),  # the second pass would be the first
+        (["alphavil.weight_rule=additive"], "none"),  # which sets loss_scale = "mean"
+        (["alphavil.write_step=0.5"], "none"),
+        (["alphavil.grid_points=3"], "none"),
+        (["alphavil.passes=5", "train.epochs=6"], "mean"),
+        (["alphavil.merge_margin=1"], "mean"),
+        (["alphavil.loss_scale=mean", "alphavil.second_scale=target"], "target"),
+    ],
+)
+def test_the_second_scale_follows_the_options_that_exclude_it(
+    tmp_path: Path, overrides: list[str], want: str
+) -> None:
+    assert toy_config(tmp_path, "train.method=alphavil", *overrides).alphavil.second_scale == want
+
+
+def test_runs_made_before_the_second_scale_default_are_the_tenth_rounds_default(
+    tmp_path: Path,
+) -> None:
+    """A stored config from before ``second_scale`` existed (the tenth round's default) is the
+    same run as a request with ``second_scale = "none"``, and not the current default."""
+    before = toy_config(tmp_path, "train.method=alphavil", "alphavil.second_scale=none")
+    stored = plain(before.to_dict())
+    del stored["alphavil"]["second_scale"]
+    assert differing_keys(stored, plain(before.to_dict()), config_defaults(before)) == []
+    new = toy_config(tmp_path, "train.method=alphavil")
+    assert differing_keys(stored, plain(new.to_dict()), config_defaults(new)) == [
+        "alphavil.second_scale"
+    ]
+
+
 @pytest.mark.parametrize(
     ("overrides", "want"),
     [
@@ -98,7 +140,7 @@ def test_runs_made_before_the_new_defaults_are_the_paper_preset_not_the_default(
     stored = plain(paper.to_dict())
     for key in (
         "preset", "alpha_bounds", "weight_step", "updates", "target_alpha", "target_branch",
-        "branch_scale", "loss_scale", "merge", "fit_every",
+        "branch_scale", "loss_scale", "merge", "fit_every", "second_scale",
     ):  # fmt: skip
         del stored["alphavil"][key]
     assert differing_keys(stored, plain(paper.to_dict()), config_defaults(paper)) == []
@@ -111,6 +153,7 @@ def test_runs_made_before_the_new_defaults_are_the_paper_preset_not_the_default(
         "alphavil.fit_every",
         "alphavil.loss_scale",
         "alphavil.merge",
+        "alphavil.second_scale",
         "alphavil.target_alpha",
         "alphavil.target_branch",
         "alphavil.updates",

@@ -83,7 +83,7 @@ def test_runs_record_each_trajectorys_best_pass(tmp_path: Path) -> None:
     cfg = toy_config(tmp_path, *TOY_BUDGET, *BEST, "train.epochs=2")
     execute(cfg, tmp_path / "run", show_progress=False)
     for r in read_jsonl(tmp_path / "run" / "metrics.jsonl"):
-        assert set(r["best_pass"]) == {"joint", "alone"}
+        assert set(r["best_pass"]) == {"joint", "alone", "second"}  # the default second_scale
         assert all(1 <= k <= 3 for k in r["best_pass"].values())
 
 

@@ -34,6 +34,7 @@ ALPHAVIL_PRESETS: dict[str, dict[str, Any]] = {
         "merge": "fit",
         "loss_scale": "mean",
         "fit_every": 1,
+        "second_scale": "none",
     },
 }
 
@@ -133,8 +134,10 @@ class AlphaVILConfig:
     # The greedy merge only: "none", or a second joint pass at this loss scale ("target" or
     # "mean", not loss_scale's) over the same batches from θ, whose whole update (and pair
     # updates) the merge may also take, so that the dev set picks the joint step's scale at
-    # every fit (alphavil.second_scale). Costs one more pass per pass.
-    second_scale: str = choice("none", "none", "target", "mean")
+    # every fit (alphavil.second_scale). Costs one more pass per pass. "none" where a table
+    # leaves it unset and sets what it needs otherwise (another merge, loss_scale = "mean",
+    # write_step < 1, the grid diagnostic).
+    second_scale: str = choice("mean", "none", "target", "mean", before="none")
     steps: int = bounded(10, 0)  # s, α tuning steps
     optimizer: dict[str, Any] = _opt("SGD", 0.005, momentum=0.5)  # noqa: RUF009 - returns a field()
     dev_fraction: float = bounded(1.0, 0.0, 1.0, lo_open=True)  # of the target dev set for α
@@ -214,6 +217,13 @@ def with_alphavil_preset(table: Any) -> Any:
         out["fit_every"] = 1  # an interval of one-pass epochs of joint updates
     if "loss_scale" not in out and out.get("weight_rule") == "additive":
         out["loss_scale"] = "mean"  # the target's weight may reach the floor
+    if "second_scale" not in out and not (
+        out.get("merge", "greedy") == "greedy"
+        and out.get("loss_scale", "target") != "mean"
+        and out.get("write_step", 1.0) >= 1
+        and not out.get("grid_points", 0)
+    ):
+        out["second_scale"] = "none"  # the second joint pass is an option of the greedy merge
     return out
 
 
