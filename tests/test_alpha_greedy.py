@@ -106,8 +106,9 @@ def dev_key(
     Trainer, dict[str, torch.Tensor], dict[str, torch.Tensor], Callable[[torch.Tensor], Key]
 ]:
     """A toy αVIL loop's first epoch: the loop, θ, the stacked deltas and the target's dev key
-    as a function of the factors of every row of the deltas."""
-    cfg = toy_config(tmp_path, *TOY_BUDGET, "train.method=alphavil", "train.threads=1")
+    as a function of the factors of every row of the deltas (T + 1 rows: one joint scale)."""
+    one_scale = "alphavil.second_scale=none"
+    cfg = toy_config(tmp_path, *TOY_BUDGET, "train.method=alphavil", "train.threads=1", one_scale)
     data, make_model = load_data(cfg)
     torch.manual_seed(0)
     loop = Trainer(cfg, data, make_model())

@@ -91,8 +91,14 @@ def test_the_margin_is_not_asked_when_the_joint_pass_leads() -> None:
 
 
 def toy_loop(tmp_path: Path) -> tuple[Trainer, dict, dict, list, Task]:
+    """A toy αVIL loop's first epoch with one joint scale (T + 1 rows of deltas)."""
     cfg = toy_config(
-        tmp_path, *TOY_BUDGET, "data.budget.dev=96", "train.method=alphavil", "train.threads=1"
+        tmp_path,
+        *TOY_BUDGET,
+        "data.budget.dev=96",
+        "train.method=alphavil",
+        "train.threads=1",
+        "alphavil.second_scale=none",
     )
     data, make_model = load_data(cfg)
     torch.manual_seed(0)
