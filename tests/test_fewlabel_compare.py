@@ -250,3 +250,41 @@ def test_reruns_beside_each_study_replace_their_namesakes_in_the_bar_and_pairs(
     assert err.startswith("error: ") and err.count("\n") == 1 and "folder name" in err
     with pytest.raises(ValueError, match="not both"):
         paired([study], ["alphavil"], "multitask", rerun=beside, beside="host_rerun")
+
+
+def test_seeds_beside_each_study_add_to_its_runs_in_the_bar_and_pairs(
+    study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    more = study.parent / "seeds3-4"
+    for s in (3, 4):  # two more seeds: αVIL 89 against multitask 92, single-task 80
+        _run(more, "single", "single", s, dev=80, test=80)
+        _run(more, "single-lr0.1", "single", s, dev=70, test=70)
+        _run(more, "coarse.multitask", "multitask", s, dev=90, test=92)
+        _run(more, "coarse.alphavil", "alphavil", s, dev=91, test=89)
+    _target_left(more)
+    other = left_study(tmp_path / "second")  # a study without more seeds is read as it is
+    lines = bar_table([study, other], ["alphavil"], seeds="seeds3-4").splitlines()
+    coarse = [line for line in lines if "| coarse |" in line]
+    # (91 + 92 + 93 + 89 + 89) / 5 = 90.80 against multitask's 92 over five seeds
+    assert "| 90.80 / 92.00 (5): misses by 1.20 |" in coarse[0]
+    assert "| 92.00 / 92.00 (3): meets |" in coarse[1]
+    table = paired([study], ["alphavil"], "multitask", seeds="seeds3-4")
+    assert "(1/5); dev +1.00 |" in table and "| study | coarse | -1.20 [" in table
+    assert main(["bar", str(study), "--seeds-beside", "seeds3-4"]) == 0
+    assert "alphavil 90.80" in capsys.readouterr().out
+    out = dev_pick([study], ["multitask", "alphavil"], seeds="seeds3-4")
+    assert "coarse: pick(multitask, alphavil) 90.80" in out  # αVIL's dev 91 beats 90 at all five
+    # both options at once: the rerun replaces seeds 0-2, the more seeds add 3-4
+    beside = study.parent / "host_rerun"
+    for s in range(3):
+        _run(beside, "coarse.alphavil", "alphavil", s, dev=92, test=90)
+    _target_left(beside)
+    both = bar_table([study], ["alphavil"], beside="host_rerun", seeds="seeds3-4")
+    assert "| 89.60 / 92.00 (5): misses by 2.40 |" in both  # (3 * 90 + 2 * 89) / 5
+    _run(more, "coarse.alphavil", "alphavil", 0, dev=91, test=91)  # a seed the study has
+    _target_left(more)
+    assert main(["bar", str(study), "--seeds-beside", "seeds3-4"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already has: coarse.alphavil-s0" in err
+    assert main(["paired", str(study), "--rows", "alphavil", "--seeds-beside", "/x"]) == 2
+    assert "--seeds-beside takes a folder name" in capsys.readouterr().err

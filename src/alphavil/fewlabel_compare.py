@@ -10,6 +10,7 @@ docs/fewlabel/README.md are its output::
     python -m alphavil.fewlabel_compare firsts STUDY... --row alphavil  # greedy merges' firsts
     python -m alphavil.fewlabel_compare leads STUDY... --row alphavil   # and by how much
     python -m alphavil.fewlabel_compare bar STUDY... --row alphavil-w03
+    python -m alphavil.fewlabel_compare bar STUDY... --rows alphavil --seeds-beside seeds5-9
     python -m alphavil.fewlabel_compare curve STUDY... --label alphavil-T1 --keys alpha.left
     python -m alphavil.fewlabel_compare pick STUDY... --rows single-tuned multitask
 
@@ -81,13 +82,17 @@ def reselect(
 
 
 def study_scores(
-    folder: Path, every: int = 1, ties: str = "first", rerun: Path | None = None
+    folder: Path,
+    every: int = 1,
+    ties: str = "first",
+    rerun: Path | None = None,
+    more: Path | None = None,
 ) -> tuple[str, dict[str, dict[str, Scores]]]:
     """A study folder's target and its scores table (:func:`alphavil.fewlabel_report.scores`);
     with ``every`` > 1 or another ``ties`` rule each run's best epoch re-selected
     (:func:`reselect`), so that rows evaluated on different schedules, or under another tie
-    rule, compare; ``rerun``: :func:`alphavil.fewlabel_folders.target_runs`."""
-    target, runs = target_runs(folder, rerun)
+    rule, compare; ``rerun``, ``more``: :func:`alphavil.fewlabel_folders.target_runs`."""
+    target, runs = target_runs(folder, rerun, more)
     if every > 1 or ties != "first":
         runs = [reselect(r, target, every, ties) for r in runs]
     return target, scores(runs, target)
@@ -115,18 +120,22 @@ def paired(
     ties: str = "first",
     rerun: Path | None = None,
     beside: str | None = None,
+    seeds: str | None = None,
 ) -> str:
     """Each row minus ``against`` per study and kind, paired by seed: test mean [95% bootstrap
     CI] (seeds higher / seeds) and the mean dev difference (``every``, ``ties``, ``rerun``:
     :func:`study_scores`; ``rerun`` needs one study; ``beside``: each study's reruns from the
-    folder of that name beside its runs, :func:`~alphavil.fewlabel_folders.rerun_beside`)."""
+    folder of that name beside its runs, :func:`~alphavil.fewlabel_folders.rerun_beside`;
+    ``seeds``: each study's further seeds from the folder of that name beside its runs)."""
     if rerun is not None and len(folders) != 1:
         raise ValueError(f"--rerun replaces one study's runs; got {len(folders)} studies")
     if rerun is not None and beside is not None:
         raise ValueError("give --rerun or --rerun-beside, not both")
     body = []
     for folder in folders:
-        _, table = study_scores(folder, every, ties, rerun or rerun_beside(folder, beside))
+        _, table = study_scores(
+            folder, every, ties, rerun or rerun_beside(folder, beside), _more(folder, seeds)
+        )
         for kind in KINDS:
             own = table.get(kind, {})
             cells = []
@@ -135,12 +144,24 @@ def paired(
                     cells.append("–")
                     continue
                 d = paired_diff(own[r], own[against])
-                seeds = [s for s in own[r] if s in own[against]]
-                dev = sum(own[r][s]["dev"] - own[against][s]["dev"] for s in seeds) / len(seeds)
+                both = [s for s in own[r] if s in own[against]]
+                dev = sum(own[r][s]["dev"] - own[against][s]["dev"] for s in both) / len(both)
                 ci = f" [{d['low']:+.2f}, {d['high']:+.2f}]" if d["n"] > 2 else ""
                 cells.append(f"{d['mean']:+.2f}{ci} ({d['wins']}/{d['n']}); dev {dev:+.2f}")
             body.append([study_name(folder), kind, *cells])
     return markdown_table(["study", "kind", *(f"{r} − {against}" for r in rows)], body)
+
+
+def _more(folder: Path, seeds: str | None) -> Path | None:
+    return rerun_beside(folder, seeds, "--seeds-beside")
+
+
+def _read(
+    folder: Path, ties: str, beside: str | None, seeds: str | None
+) -> tuple[str, dict[str, dict[str, Scores]]]:
+    return study_scores(
+        folder, ties=ties, rerun=rerun_beside(folder, beside), more=_more(folder, seeds)
+    )
 
 
 def bar(
@@ -149,13 +170,14 @@ def bar(
     multitask: str = "multitask",
     ties: str = "first",
     beside: str | None = None,
+    seeds: str | None = None,
 ) -> str:
     """The issue's bar for configuration ``row`` per study and kind
     (:func:`alphavil.fewlabel_report.verdict`; ``multitask``: the equal-weight row; ``ties``:
-    :func:`study_scores`; ``beside``: as in :func:`paired`)."""
+    :func:`study_scores`; ``beside``, ``seeds``: as in :func:`paired`)."""
     lines = []
     for folder in folders:
-        _, table = study_scores(folder, ties=ties, rerun=rerun_beside(folder, beside))
+        _, table = _read(folder, ties, beside, seeds)
         name = study_name(folder)
         lines += [f"* {name}, {verdict(table, kind, row, multitask)}" for kind in KINDS]
     return "\n".join(lines)
@@ -167,15 +189,16 @@ def bar_table(
     multitask: str = "multitask",
     ties: str = "first",
     beside: str | None = None,
+    seeds: str | None = None,
 ) -> str:
     """The issue's bar for several configurations side by side: per study and kind, each
     row's mean, what the bar needs on that row's seeds (shared with single-task and
     ``multitask``) and the verdict, with the cells that meet it counted in the last line
-    (``ties``: every run's best epoch under that tie rule, :func:`study_scores`; ``beside``:
-    as in :func:`paired`)."""
+    (``ties``: every run's best epoch under that tie rule, :func:`study_scores`; ``beside``,
+    ``seeds``: as in :func:`paired`)."""
     body, met, measured = [], dict.fromkeys(rows, 0), dict.fromkeys(rows, 0)
     for folder in folders:
-        _, table = study_scores(folder, ties=ties, rerun=rerun_beside(folder, beside))
+        _, table = _read(folder, ties, beside, seeds)
         for kind in KINDS:
             cells = [study_name(folder), kind]
             for row in rows:
@@ -194,15 +217,19 @@ def bar_table(
 
 
 def dev_pick(
-    folders: list[Path], rows: list[str], multitask: str = "multitask", beside: str | None = None
+    folders: list[Path],
+    rows: list[str],
+    multitask: str = "multitask",
+    beside: str | None = None,
+    seeds: str | None = None,
 ) -> str:
     """The bar (against the equal-weight row ``multitask``) for a row made by choosing, per
     seed, whichever of ``rows`` has the higher dev accuracy (the first on ties): what training
     every candidate and keeping the best on dev would score. Rows are configurations of the
-    kind or controls (``single-tuned``); ``beside``: as in :func:`paired`."""
+    kind or controls (``single-tuned``); ``beside``, ``seeds``: as in :func:`paired`."""
     lines = []
     for folder in folders:
-        _, table = study_scores(folder, rerun=rerun_beside(folder, beside))
+        _, table = _read(folder, "first", beside, seeds)
         controls = table.get(CONTROLS, {})
         for kind in KINDS:
             own = table.get(kind, {})
@@ -210,9 +237,9 @@ def dev_pick(
             if len(found) < len(rows) or multitask not in own:
                 lines.append(f"* {study_name(folder)}, {kind}: not enough runs")
                 continue
-            seeds = set.intersection(*(set(f) for f in found))
+            common = set.intersection(*(set(f) for f in found))
             name = "pick(" + ", ".join(rows) + ")"
-            own[name] = {s: max((f[s] for f in found), key=lambda v: v["dev"]) for s in seeds}
+            own[name] = {s: max((f[s] for f in found), key=lambda v: v["dev"]) for s in common}
             lines.append(f"* {study_name(folder)}, {verdict(table, kind, name, multitask)}")
     return "\n".join(lines)
 
@@ -274,6 +301,10 @@ BESIDE_HELP = (
     "in each study, the runs of the folder NAME beside its runs folder (e.g. host_rerun: made "
     "again on another host) replace their namesakes"
 )
+SEEDS_HELP = (
+    "in each study, the runs of the folder NAME beside its runs folder (e.g. seeds5-9) are "
+    "more seeds of its rows, added to them (a name in both is an error)"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -298,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         help="a folder of the study's runs made again (another host): each replaces its namesake",
     )
     pd.add_argument("--rerun-beside", metavar="NAME", help=BESIDE_HELP)
+    pd.add_argument("--seeds-beside", metavar="NAME", help=SEEDS_HELP)
     a = sub.add_parser("alpha", help="mean fitted α of the auxiliary tasks")
     a.add_argument("studies", type=Path, nargs="+")
     a.add_argument("--row", default="alphavil")
@@ -318,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--multitask", default="multitask", help="the equal-weight row to compare")
     b.add_argument("--ties", choices=TIES, default="first", help=TIES_HELP)
     b.add_argument("--rerun-beside", metavar="NAME", help=BESIDE_HELP)
+    b.add_argument("--seeds-beside", metavar="NAME", help=SEEDS_HELP)
     c = sub.add_parser("curve", help="per-epoch mean of a metrics value over a row's seeds")
     c.add_argument("studies", type=Path, nargs="+")
     c.add_argument("--label", required=True, help="a run label, e.g. coarse.alphavil")
@@ -328,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--rows", nargs="+", default=["single-tuned", "multitask"])
     k.add_argument("--multitask", default="multitask", help="the equal-weight row to compare")
     k.add_argument("--rerun-beside", metavar="NAME", help=BESIDE_HELP)
+    k.add_argument("--seeds-beside", metavar="NAME", help=SEEDS_HELP)
     args = p.parse_args(argv)
     try:
         if args.what == "means":
@@ -342,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.ties,
                     args.rerun,
                     args.rerun_beside,
+                    args.seeds_beside,
                 )
             )
         elif args.what == "alpha":
@@ -353,13 +388,19 @@ def main(argv: list[str] | None = None) -> int:
         elif args.what == "weights":
             print(final_weights(args.studies, args.row))
         elif args.what == "pick":
-            print(dev_pick(args.studies, args.rows, args.multitask, args.rerun_beside))
+            print(
+                dev_pick(
+                    args.studies, args.rows, args.multitask, args.rerun_beside, args.seeds_beside
+                )
+            )
         elif args.what == "curve":
             print(curve(args.studies, args.label, args.keys, args.every))
-        elif args.rows:
-            print(bar_table(args.studies, args.rows, args.multitask, args.ties, args.rerun_beside))
         else:
-            print(bar(args.studies, args.row, args.multitask, args.ties, args.rerun_beside))
+            kept = (args.multitask, args.ties, args.rerun_beside, args.seeds_beside)
+            if args.rows:
+                print(bar_table(args.studies, args.rows, *kept))
+            else:
+                print(bar(args.studies, args.row, *kept))
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -11,10 +11,13 @@ from alphavil.report import collect_runs
 KINDS = ("coarse", "random", "related", "mixed")
 
 
-def target_runs(folder: Path, rerun: Path | None = None) -> tuple[str, list[dict[str, Any]]]:
+def target_runs(
+    folder: Path, rerun: Path | None = None, more: Path | None = None
+) -> tuple[str, list[dict[str, Any]]]:
     """A study folder's completed runs and the one target they share; with ``rerun``, a folder
     of the same runs made again (on another host, say), each of its completed runs takes the
-    place of the study's run of the same name, which must exist."""
+    place of the study's run of the same name, which must exist; with ``more``, a folder of
+    more runs of the study (further seeds), added to them: no name may be in both."""
     runs = collect_runs(folder)
     if rerun is not None:
         again = {r["name"]: r for r in collect_runs(rerun)}
@@ -22,6 +25,12 @@ def target_runs(folder: Path, rerun: Path | None = None) -> tuple[str, list[dict
         if missing:
             raise ValueError(f"{rerun}: runs the study {folder} lacks: {', '.join(missing)}")
         runs = [again.get(r["name"], r) for r in runs]
+    if more is not None:
+        extra = collect_runs(more)
+        both = sorted({r["name"] for r in extra} & {r["name"] for r in runs})
+        if both:
+            raise ValueError(f"{more}: runs the study {folder} already has: {', '.join(both)}")
+        runs = runs + extra
     if not runs:
         raise ValueError(f"{folder}: no completed runs")
     targets = {r["config"].get("train", {}).get("target") for r in runs}
@@ -32,16 +41,15 @@ def target_runs(folder: Path, rerun: Path | None = None) -> tuple[str, list[dict
     return str(targets.pop()), runs
 
 
-def rerun_beside(folder: Path, name: str | None) -> Path | None:
+def rerun_beside(folder: Path, name: str | None, flag: str = "--rerun-beside") -> Path | None:
     """The folder ``name`` beside a study's ``runs`` folder (``docs/fewlabel/X/runs`` ->
     ``docs/fewlabel/X/<name>``) where it exists: that study's runs made again on another host,
-    for :func:`target_runs`; None without ``name`` or where the study has no such folder."""
+    or more of its seeds, for :func:`target_runs`; None without ``name`` or where the study has
+    no such folder (``flag``: the option named in the error)."""
     if name is None:
         return None
     if "/" in name or name in ("", ".", ".."):
-        raise ValueError(
-            f"--rerun-beside takes a folder name beside the study's runs, got {name!r}"
-        )
+        raise ValueError(f"{flag} takes a folder name beside the study's runs, got {name!r}")
     beside = (folder.parent if folder.name == "runs" else folder) / name
     return beside if beside.is_dir() else None
 
