@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from alphavil.fewlabel_fits import alpha_use, final_weights, merge_firsts, merge_leads
-from alphavil.fewlabel_folders import KINDS, markdown_table, rerun_beside, study_name, target_runs
+from alphavil.fewlabel_folders import KINDS, folder_beside, markdown_table, study_name, target_runs
 from alphavil.fewlabel_report import (
     CONTROLS,
     Scores,
@@ -125,7 +125,7 @@ def paired(
     """Each row minus ``against`` per study and kind, paired by seed: test mean [95% bootstrap
     CI] (seeds higher / seeds) and the mean dev difference (``every``, ``ties``, ``rerun``:
     :func:`study_scores`; ``rerun`` needs one study; ``beside``: each study's reruns from the
-    folder of that name beside its runs, :func:`~alphavil.fewlabel_folders.rerun_beside`;
+    folder of that name beside its runs, :func:`~alphavil.fewlabel_folders.folder_beside`;
     ``seeds``: each study's further seeds from the folder of that name beside its runs)."""
     if rerun is not None and len(folders) != 1:
         raise ValueError(f"--rerun replaces one study's runs; got {len(folders)} studies")
@@ -134,7 +134,7 @@ def paired(
     body = []
     for folder in folders:
         _, table = study_scores(
-            folder, every, ties, rerun or rerun_beside(folder, beside), _more(folder, seeds)
+            folder, every, ties, rerun or folder_beside(folder, beside), _more(folder, seeds)
         )
         for kind in KINDS:
             own = table.get(kind, {})
@@ -153,14 +153,14 @@ def paired(
 
 
 def _more(folder: Path, seeds: str | None) -> Path | None:
-    return rerun_beside(folder, seeds, "--seeds-beside")
+    return folder_beside(folder, seeds, "--seeds-beside")
 
 
 def _read(
     folder: Path, ties: str, beside: str | None, seeds: str | None
 ) -> tuple[str, dict[str, dict[str, Scores]]]:
     return study_scores(
-        folder, ties=ties, rerun=rerun_beside(folder, beside), more=_more(folder, seeds)
+        folder, ties=ties, rerun=folder_beside(folder, beside), more=_more(folder, seeds)
     )
 
 

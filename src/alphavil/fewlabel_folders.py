@@ -41,7 +41,7 @@ def target_runs(
     return str(targets.pop()), runs
 
 
-def rerun_beside(folder: Path, name: str | None, flag: str = "--rerun-beside") -> Path | None:
+def folder_beside(folder: Path, name: str | None, flag: str = "--rerun-beside") -> Path | None:
     """The folder ``name`` beside a study's ``runs`` folder (``docs/fewlabel/X/runs`` ->
     ``docs/fewlabel/X/<name>``) where it exists: that study's runs made again on another host,
     or more of its seeds, for :func:`target_runs`; None without ``name`` or where the study has
